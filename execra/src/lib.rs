@@ -1,0 +1,51 @@
+//! # execra — a typed job runtime for programs that drive command-line tools
+//!
+//! Hand the [`Runtime`] a [`Command`]; it spawns the program in its own
+//! process group, decodes its output into lines, feeds them to a per-job
+//! [`Interpreter`] that turns them into typed events (phases, progress,
+//! findings), cancels the whole process tree on request or timeout, enforces a
+//! concurrency limit, and streams every [`Event`] to any number of
+//! subscribers — without losing any.
+//!
+//! ```no_run
+//! use execra::{Command, Runtime};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = Runtime::new();
+//! let outcome = rt
+//!     .spawn(Command::new("echo").arg("hello").label("greet"))?
+//!     .await;
+//! assert!(outcome.is_success());
+//! # Ok(()) }
+//! ```
+//!
+//! See the crate README for the full tour: streaming without loss, `\r`
+//! redraws, cancellation, interactive stdin, secrets and history.
+
+#![warn(missing_docs)]
+
+pub mod command;
+pub mod event;
+pub mod finding;
+pub mod interpreter;
+pub mod job;
+pub mod outcome;
+pub mod output;
+pub mod phase;
+mod process;
+pub mod progress;
+pub mod runtime;
+pub mod store;
+
+pub use command::{Command, CommandSpec, StdinMode, SECRET_PLACEHOLDER};
+pub use event::{Event, Stream};
+pub use finding::{Action, Finding, RelatedEntity, Severity};
+pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
+pub use job::{Job, JobId, JobState};
+pub use outcome::{ExitCode, FailureReason, Outcome};
+pub use phase::{Phase, PhaseId};
+pub use progress::{Progress, ProgressMetric};
+pub use runtime::{
+    Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
+    RuntimeBuilder,
+};

@@ -1,0 +1,405 @@
+//! Event logs: how events get from one producer (a job's driver) to any
+//! number of consumers without the producer ever waiting and without losing
+//! anything that matters.
+//!
+//! - [`EventLog`] is one job's append-only log. Structural events (everything
+//!   but `output_appended`) are kept in full; output lines sit in a ring
+//!   bounded by count and bytes. A subscriber is a cursor (a sequence number)
+//!   into the log, so a subscriber that arrives late replays from
+//!   `job_created`, and one that falls behind the output ring gets a single
+//!   `output_skipped { count }` and carries on.
+//! - [`Bus`] feeds the all-jobs subscribers. Each has its own queue: every
+//!   structural event is queued; output lines are queued up to a cap, past
+//!   which they are counted and reported as `output_skipped` before the
+//!   job's next event.
+//!
+//! Producers append whole batches (one pipe read's worth of lines) under one
+//! lock and wake the consumers once per batch.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::SystemTime;
+
+use tokio::sync::Notify;
+
+use crate::event::Event;
+use crate::job::JobId;
+
+/// Lock a mutex, recovering from poisoning (a panicking holder cannot leave
+/// these structures half-updated in a way that matters to readers).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Bounds of a job's output ring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingLimits {
+    pub lines: usize,
+    pub bytes: usize,
+}
+
+/// Approximate memory held by one output event.
+fn event_bytes(ev: &Event) -> usize {
+    match ev {
+        Event::OutputAppended { line, .. } => line.len() + 96,
+        _ => 128,
+    }
+}
+
+struct Entry {
+    seq: u64,
+    /// Output events appended before this one (for an output event: its own
+    /// ordinal). A gap between a cursor's count and this is a skip.
+    out_ord: u64,
+    event: Event,
+}
+
+struct LogState {
+    structural: Vec<Entry>,
+    output: VecDeque<Entry>,
+    output_bytes: usize,
+    next_seq: u64,
+    outputs_total: u64,
+    closed: bool,
+    limits: RingLimits,
+    /// Positions of live cursors (to keep what they still need when the log
+    /// is sealed).
+    cursors: Vec<Weak<AtomicU64>>,
+}
+
+/// One job's event log.
+pub(crate) struct EventLog {
+    job: JobId,
+    state: Mutex<LogState>,
+    notify: Notify,
+}
+
+/// What a non-blocking read found.
+pub(crate) enum Read {
+    /// Events were added to the buffer.
+    Some,
+    /// Nothing new yet.
+    Empty,
+    /// The log is closed and fully read.
+    Ended,
+}
+
+impl EventLog {
+    pub(crate) fn new(job: JobId, limits: RingLimits) -> Self {
+        EventLog {
+            job,
+            state: Mutex::new(LogState {
+                structural: Vec::new(),
+                output: VecDeque::new(),
+                output_bytes: 0,
+                next_seq: 0,
+                outputs_total: 0,
+                closed: false,
+                limits,
+                cursors: Vec::new(),
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Append events and wake readers. Appending to a closed log is ignored.
+    pub(crate) fn append<I: IntoIterator<Item = Event>>(&self, events: I) {
+        {
+            let mut st = lock(&self.state);
+            if st.closed {
+                return;
+            }
+            for event in events {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                let closing = event.is_finalized();
+                if event.is_output() {
+                    let ord = st.outputs_total;
+                    st.outputs_total += 1;
+                    st.output_bytes += event_bytes(&event);
+                    st.output.push_back(Entry {
+                        seq,
+                        out_ord: ord,
+                        event,
+                    });
+                } else {
+                    let ord = st.outputs_total;
+                    st.structural.push(Entry {
+                        seq,
+                        out_ord: ord,
+                        event,
+                    });
+                }
+                if closing {
+                    st.closed = true;
+                    break;
+                }
+            }
+            let RingLimits { lines, bytes } = st.limits;
+            while st.output.len() > lines || (st.output_bytes > bytes && st.output.len() > 1) {
+                if let Some(e) = st.output.pop_front() {
+                    st.output_bytes -= event_bytes(&e.event);
+                }
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// After the job ended: keep only the last `keep_lines` output lines,
+    /// plus whatever live subscribers have not read yet.
+    pub(crate) fn seal(&self, keep_lines: usize) {
+        let mut st = lock(&self.state);
+        st.cursors.retain(|w| w.strong_count() > 0);
+        let min_live = st
+            .cursors
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .map(|p| p.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        while st.output.len() > keep_lines {
+            match st.output.front() {
+                Some(e) if e.seq < min_live => {
+                    if let Some(e) = st.output.pop_front() {
+                        st.output_bytes -= event_bytes(&e.event);
+                    }
+                }
+                _ => break,
+            }
+        }
+        st.output.shrink_to_fit();
+        st.structural.shrink_to_fit();
+    }
+
+    /// A cursor at the start of the log.
+    pub(crate) fn cursor(self: &Arc<Self>) -> JobCursor {
+        let pos = Arc::new(AtomicU64::new(0));
+        lock(&self.state).cursors.push(Arc::downgrade(&pos));
+        JobCursor {
+            log: Arc::clone(self),
+            pos,
+            seq: 0,
+            out_next: 0,
+        }
+    }
+}
+
+/// A reader's position in one job's log.
+pub(crate) struct JobCursor {
+    log: Arc<EventLog>,
+    pos: Arc<AtomicU64>,
+    seq: u64,
+    out_next: u64,
+}
+
+/// How many events one read moves at most.
+const READ_BATCH: usize = 4096;
+
+impl JobCursor {
+    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Event>) -> Read {
+        let st = lock(&self.log.state);
+        let mut si = st.structural.partition_point(|e| e.seq < self.seq);
+        let mut oi = st.output.partition_point(|e| e.seq < self.seq);
+        let mut n = 0;
+        while n < READ_BATCH {
+            let s = st.structural.get(si);
+            let o = st.output.get(oi);
+            let (entry, is_output) = match (s, o) {
+                (Some(s), Some(o)) if o.seq < s.seq => (o, true),
+                (Some(s), _) => (s, false),
+                (None, Some(o)) => (o, true),
+                (None, None) => break,
+            };
+            if entry.out_ord > self.out_next {
+                out.push_back(Event::OutputSkipped {
+                    job: self.log.job,
+                    count: entry.out_ord - self.out_next,
+                    at: SystemTime::now(),
+                });
+                self.out_next = entry.out_ord;
+            }
+            out.push_back(entry.event.clone());
+            if is_output {
+                self.out_next += 1;
+                oi += 1;
+            } else {
+                si += 1;
+            }
+            self.seq = entry.seq + 1;
+            n += 1;
+        }
+        let ended = st.closed && self.seq >= st.next_seq;
+        drop(st);
+        self.pos.store(self.seq, Ordering::Relaxed);
+        if n > 0 {
+            Read::Some
+        } else if ended {
+            Read::Ended
+        } else {
+            Read::Empty
+        }
+    }
+
+    /// Wait until there is something to read (or the log ended); returns
+    /// `false` once the log is closed and fully read.
+    pub(crate) async fn read(&mut self, out: &mut VecDeque<Event>) -> bool {
+        loop {
+            let log = Arc::clone(&self.log);
+            let notified = log.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_read(out) {
+                Read::Some => return true,
+                Read::Ended => return false,
+                Read::Empty => notified.await,
+            }
+        }
+    }
+}
+
+/// Fan-out to all-jobs subscribers.
+pub(crate) struct Bus {
+    subs: Mutex<Vec<Arc<BusSub>>>,
+    count: AtomicUsize,
+    output_cap: usize,
+}
+
+pub(crate) struct BusSub {
+    queue: Mutex<BusQueue>,
+    notify: Notify,
+    /// The subscriber went away (its stream was dropped).
+    gone: AtomicBool,
+    /// The bus went away: no more events will come.
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct BusQueue {
+    events: VecDeque<Event>,
+    outputs_queued: usize,
+    skipped: Vec<(JobId, u64)>,
+}
+
+impl Bus {
+    pub(crate) fn new(output_cap: usize) -> Self {
+        Bus {
+            subs: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            output_cap: output_cap.max(1),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> BusReceiver {
+        let sub = Arc::new(BusSub {
+            queue: Mutex::new(BusQueue::default()),
+            notify: Notify::new(),
+            gone: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let mut subs = lock(&self.subs);
+        subs.push(Arc::clone(&sub));
+        self.count.store(subs.len(), Ordering::Release);
+        BusReceiver { sub }
+    }
+
+    /// Deliver a batch to every subscriber.
+    pub(crate) fn publish(&self, events: &[Event]) {
+        if events.is_empty() || self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut subs = lock(&self.subs);
+        subs.retain(|s| !s.gone.load(Ordering::Acquire));
+        self.count.store(subs.len(), Ordering::Release);
+        for sub in subs.iter() {
+            {
+                let mut q = lock(&sub.queue);
+                for ev in events {
+                    let job = ev.job_id();
+                    if ev.is_output() {
+                        if q.outputs_queued >= self.output_cap {
+                            match q.skipped.iter_mut().find(|(j, _)| *j == job) {
+                                Some((_, n)) => *n += 1,
+                                None => q.skipped.push((job, 1)),
+                            }
+                            continue;
+                        }
+                        q.outputs_queued += 1;
+                    }
+                    if !q.skipped.is_empty() {
+                        if let Some(i) = q.skipped.iter().position(|(j, _)| *j == job) {
+                            let (_, count) = q.skipped.swap_remove(i);
+                            q.events.push_back(Event::OutputSkipped {
+                                job,
+                                count,
+                                at: SystemTime::now(),
+                            });
+                        }
+                    }
+                    q.events.push_back(ev.clone());
+                }
+            }
+            sub.notify.notify_one();
+        }
+    }
+
+    /// No more events: end every subscriber's stream once drained.
+    pub(crate) fn close(&self) {
+        let subs = std::mem::take(&mut *lock(&self.subs));
+        self.count.store(0, Ordering::Release);
+        for sub in subs {
+            sub.closed.store(true, Ordering::Release);
+            sub.notify.notify_one();
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// One all-jobs subscriber's end of the bus.
+pub(crate) struct BusReceiver {
+    sub: Arc<BusSub>,
+}
+
+impl BusReceiver {
+    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Event>) -> Read {
+        let mut q = lock(&self.sub.queue);
+        if q.events.is_empty() {
+            return if self.sub.closed.load(Ordering::Acquire) {
+                Read::Ended
+            } else {
+                Read::Empty
+            };
+        }
+        let n = q.events.len().min(READ_BATCH);
+        let mut outputs = 0;
+        for ev in q.events.drain(..n) {
+            if ev.is_output() {
+                outputs += 1;
+            }
+            out.push_back(ev);
+        }
+        q.outputs_queued -= outputs;
+        Read::Some
+    }
+
+    pub(crate) async fn read(&mut self, out: &mut VecDeque<Event>) -> bool {
+        loop {
+            match self.try_read(out) {
+                Read::Some => return true,
+                Read::Ended => return false,
+                Read::Empty => self.sub.notify.notified().await,
+            }
+        }
+    }
+}
+
+impl Drop for BusReceiver {
+    fn drop(&mut self) {
+        self.sub.gone.store(true, Ordering::Release);
+    }
+}

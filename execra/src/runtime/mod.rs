@@ -1,0 +1,356 @@
+//! The runtime: spawn jobs, observe them, cancel them, look them up.
+//!
+//! - [`Runtime`] is the cloneable facade; [`RuntimeBuilder`] configures it.
+//! - `driver` runs one job from permit to verdict; it is the only place that
+//!   sees a process, an interpreter and the event log at once.
+//! - `log` holds the per-job event logs and the all-jobs bus; [`EventStream`]
+//!   reads them.
+//! - `registry` keeps jobs in memory and evicts finished ones beyond a cap.
+
+mod builder;
+mod config;
+mod driver;
+mod handle;
+mod log;
+pub(crate) mod persist;
+mod query;
+mod registry;
+mod stream;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{watch, Semaphore};
+
+use crate::command::{Command, StdinMode};
+use crate::event::Event;
+use crate::job::{Job, JobId};
+use crate::output::{OutputLine, OutputRing};
+
+pub use builder::RuntimeBuilder;
+pub use config::{RawOutputPolicy, RetentionPolicy, MEMORY_OUTPUT_LINES};
+pub use handle::JobHandle;
+pub use query::JobsQuery;
+pub use stream::EventStream;
+
+pub(crate) use config::RuntimeConfig;
+use log::{lock, Bus, EventLog, RingLimits};
+use persist::{RawLogs, Recorder};
+use registry::{JobEntry, Registry};
+
+/// What can go wrong when talking to the runtime. (What goes wrong with a
+/// job is its [`Outcome`](crate::Outcome), not an error.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No job with this id is known (in memory or in history).
+    #[error("unknown job: {0}")]
+    UnknownJob(JobId),
+    /// An I/O error (opening files, no tokio runtime, …).
+    #[error("io: {0}")]
+    Io(#[from] io::Error),
+    /// The history store failed.
+    #[error("history store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The job's stdin is not open: it was not spawned with
+    /// [`StdinMode::Interactive`], was closed, or the job has ended.
+    #[error("stdin of job {0} is not open (not interactive, closed, or the job ended)")]
+    StdinClosed(JobId),
+    /// The runtime was shut down and accepts no new jobs.
+    #[error("the runtime has been shut down")]
+    ShutDown,
+}
+
+pub(crate) struct Inner {
+    pub config: RuntimeConfig,
+    pub registry: Mutex<Registry>,
+    pub bus: Bus,
+    pub permits: Arc<Semaphore>,
+    pub history: Option<Arc<dyn Recorder>>,
+    pub raw_logs: Option<Arc<dyn RawLogs>>,
+    /// `true` once shutdown began.
+    pub closing: watch::Sender<bool>,
+}
+
+/// The job runtime. Cheap to clone: clones share one set of jobs.
+///
+/// ```no_run
+/// use execra::{Command, Runtime};
+/// # async fn demo() -> Result<(), execra::Error> {
+/// let rt = Runtime::new();
+/// let handle = rt.spawn(Command::sh("for i in 1 2 3; do echo $i; done"))?;
+/// let mut events = handle.subscribe();
+/// while let Some(ev) = events.next().await {
+///     println!("{}", serde_json::to_string(&ev).unwrap_or_default());
+/// }
+/// assert!(handle.await.is_success());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("jobs_in_memory", &lock(&self.inner.registry).len())
+            .field("history", &self.inner.config.history)
+            .finish()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// An in-memory runtime with default settings. Synchronous, infallible,
+    /// callable before any tokio runtime exists, and writes no file.
+    pub fn new() -> Self {
+        Self::with_parts(RuntimeConfig::default(), None, None)
+    }
+
+    /// Configure a runtime (history, raw logs, limits).
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    pub(crate) fn from_config(config: RuntimeConfig) -> Result<Self, Error> {
+        let history = crate::store::open_recorder(&config)?;
+        let raw_logs = crate::output::open_raw_logs(&config)?;
+        Ok(Self::with_parts(config, history, raw_logs))
+    }
+
+    fn with_parts(
+        config: RuntimeConfig,
+        history: Option<Arc<dyn Recorder>>,
+        raw_logs: Option<Arc<dyn RawLogs>>,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(config.max_concurrent));
+        let bus = Bus::new(config.ring_lines);
+        Runtime {
+            inner: Arc::new(Inner {
+                config,
+                registry: Mutex::new(Registry::default()),
+                bus,
+                permits,
+                history,
+                raw_logs,
+                closing: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Start a job. Returns at once (the job may wait `queued` for a
+    /// concurrency permit). Must be called within a tokio runtime.
+    ///
+    /// A command that cannot start (missing program, bad cwd, NUL byte in an
+    /// argument…) is not an error here: the job finalizes as
+    /// `Failed{SpawnFailed}` with a readable message.
+    pub fn spawn(&self, cmd: Command) -> Result<JobHandle, Error> {
+        if *self.inner.closing.borrow() {
+            return Err(Error::ShutDown);
+        }
+        let tokio = tokio::runtime::Handle::try_current().map_err(|_| {
+            io::Error::other("Runtime::spawn must be called from within a tokio runtime")
+        })?;
+        let launch = cmd.into_launch();
+        let id = JobId::new();
+        let job = Job::queued(id, launch.spec.clone());
+        let limits = RingLimits {
+            lines: self.inner.config.ring_lines,
+            bytes: self.inner.config.ring_bytes,
+        };
+        let ring = (self.inner.config.raw_policy() == RawOutputPolicy::MemoryOnly)
+            .then(|| Mutex::new(OutputRing::new(MEMORY_OUTPUT_LINES)));
+        let interactive = matches!(launch.stdin, StdinMode::Interactive);
+        let entry = Arc::new(JobEntry {
+            id,
+            snapshot: Mutex::new(job.clone()),
+            log: Arc::new(EventLog::new(id, limits)),
+            cancel: watch::channel(false).0,
+            stdin: Mutex::new(None),
+            done: watch::channel(None).0,
+            ring,
+        });
+        // Writes made before the process starts are queued, not lost.
+        let stdin_rx = interactive.then(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            *lock(&entry.stdin) = Some(tx);
+            rx
+        });
+        lock(&self.inner.registry).insert(Arc::clone(&entry));
+        let created = Event::JobCreated {
+            job: id,
+            command: launch.spec.clone(),
+            at: job.created_at,
+        };
+        driver::publish(&self.inner, &entry, &job, vec![created]);
+        tokio.spawn(driver::run(
+            Arc::clone(&self.inner),
+            Arc::clone(&entry),
+            launch,
+            stdin_rx,
+        ));
+        Ok(JobHandle::new(self.clone(), entry))
+    }
+
+    /// Request cancellation of a job. Returns at once; the job then
+    /// finalizes as `Cancelled` after its process group exits (TERM, then
+    /// KILL after the grace period) and its pipes drain. A queued job
+    /// finalizes without ever starting. A finished job: `Ok`, nothing
+    /// happens. An unknown id: [`Error::UnknownJob`].
+    pub fn cancel(&self, id: JobId) -> Result<(), Error> {
+        match self.entry(id) {
+            Some(entry) => {
+                entry.request_cancel();
+                Ok(())
+            }
+            None => match self.history_job(id)? {
+                Some(_) => Ok(()),
+                None => Err(Error::UnknownJob(id)),
+            },
+        }
+    }
+
+    /// The `n` newest jobs in memory, newest first.
+    pub fn recent(&self, n: usize) -> Vec<Job> {
+        let reg = lock(&self.inner.registry);
+        reg.newest().take(n).map(|e| e.snapshot()).collect()
+    }
+
+    /// Ids of jobs that are queued or running.
+    pub fn running(&self) -> Vec<JobId> {
+        let reg = lock(&self.inner.registry);
+        reg.newest()
+            .filter(|e| !e.is_terminal())
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// A job's snapshot: from memory, else from history.
+    pub fn job(&self, id: JobId) -> Option<Job> {
+        match self.entry(id) {
+            Some(e) => Some(e.snapshot()),
+            None => self.history_job(id).ok().flatten(),
+        }
+    }
+
+    /// Start a filtered query over jobs.
+    pub fn jobs(&self) -> JobsQuery {
+        JobsQuery::default()
+    }
+
+    /// Events of every job from now on. Never misses a structural event; a
+    /// subscriber far behind chatty jobs gets `output_skipped` markers. The
+    /// stream ends when the runtime shuts down.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream::all(self.inner.bus.subscribe())
+    }
+
+    /// One job's events from `job_created` on, whenever this is called. For
+    /// a job only in history, its stored (non-output) events. For an unknown
+    /// job, a stream that ends at once.
+    pub fn subscribe_job(&self, id: JobId) -> EventStream {
+        if let Some(entry) = self.entry(id) {
+            return EventStream::job(entry.log.cursor());
+        }
+        let stored = match &self.inner.history {
+            Some(h) => h.events(id).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        EventStream::replay(stored)
+    }
+
+    /// A job's kept output lines, oldest first: the in-memory ring
+    /// ([`RawOutputPolicy::MemoryOnly`]) or the raw log (plain or gzipped).
+    /// Empty when the policy keeps nothing.
+    pub fn output(&self, id: JobId) -> Result<Vec<OutputLine>, Error> {
+        let entry = self.entry(id);
+        if let Some(ring) = entry.as_ref().and_then(|e| e.ring.as_ref()) {
+            return Ok(lock(ring).to_vec());
+        }
+        if let Some(raw) = &self.inner.raw_logs {
+            if let Some(lines) = raw.read(id)? {
+                return Ok(lines);
+            }
+        }
+        if entry.is_some() || self.history_job(id)?.is_some() {
+            Ok(Vec::new())
+        } else {
+            Err(Error::UnknownJob(id))
+        }
+    }
+
+    /// Write bytes to a running job's stdin (spawned with
+    /// [`StdinMode::Interactive`]). Returns once queued; bytes are written in
+    /// order.
+    pub fn write_stdin(&self, id: JobId, bytes: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.entry(id)
+            .ok_or(Error::UnknownJob(id))?
+            .write_stdin(bytes.into())
+    }
+
+    /// Close a job's stdin (after pending writes): the process reads
+    /// end-of-file.
+    pub fn close_stdin(&self, id: JobId) -> Result<(), Error> {
+        self.entry(id).ok_or(Error::UnknownJob(id))?.close_stdin()
+    }
+
+    /// Cancel every job (queued and running), wait until all are finalized
+    /// and history is flushed, then end the all-jobs streams. Later spawns
+    /// fail with [`Error::ShutDown`].
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.inner.closing.send_replace(true);
+        let live: Vec<Arc<JobEntry>> = {
+            let reg = lock(&self.inner.registry);
+            reg.newest().filter(|e| !e.is_terminal()).cloned().collect()
+        };
+        for e in &live {
+            e.request_cancel();
+        }
+        for e in &live {
+            e.wait_outcome().await;
+        }
+        if let Some(h) = &self.inner.history {
+            h.flush().await?;
+        }
+        self.inner.bus.close();
+        Ok(())
+    }
+
+    /// Wait until everything recorded in history so far is durable (no-op
+    /// without history).
+    pub async fn flush(&self) -> Result<(), Error> {
+        match &self.inner.history {
+            Some(h) => h.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn run_query(&self, q: &JobsQuery) -> Result<Vec<Job>, Error> {
+        if let Some(h) = &self.inner.history {
+            return h.query(q);
+        }
+        let reg = lock(&self.inner.registry);
+        Ok(reg
+            .newest()
+            .map(|e| e.snapshot())
+            .filter(|j| q.matches(j))
+            .take(q.limit)
+            .collect())
+    }
+
+    fn entry(&self, id: JobId) -> Option<Arc<JobEntry>> {
+        lock(&self.inner.registry).get(id)
+    }
+
+    fn history_job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        match &self.inner.history {
+            Some(h) => h.load_job(id),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The in-memory registry: live and recently finished jobs, and what the
+//! runtime keeps per job (snapshot, event log, controls).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::job::{Job, JobId};
+use crate::outcome::Outcome;
+use crate::output::OutputRing;
+
+use super::log::{lock, EventLog};
+use super::Error;
+
+/// A request to a job's stdin writer.
+pub(crate) enum StdinMsg {
+    Write(Vec<u8>),
+    Close,
+}
+
+/// Everything the runtime keeps for one job.
+pub(crate) struct JobEntry {
+    pub id: JobId,
+    pub snapshot: Mutex<Job>,
+    pub log: Arc<EventLog>,
+    /// `true` once cancellation was requested.
+    pub cancel: watch::Sender<bool>,
+    pub stdin: Mutex<Option<mpsc::UnboundedSender<StdinMsg>>>,
+    pub done: watch::Sender<Option<Outcome>>,
+    /// `Some` under `RawOutputPolicy::MemoryOnly`.
+    pub ring: Option<Mutex<OutputRing>>,
+}
+
+impl JobEntry {
+    pub fn snapshot(&self) -> Job {
+        lock(&self.snapshot).clone()
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        lock(&self.snapshot).state.is_terminal()
+    }
+
+    pub fn request_cancel(&self) {
+        if self.done.borrow().is_none() {
+            self.cancel.send_replace(true);
+        }
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.done.borrow().clone()
+    }
+
+    pub async fn wait_outcome(&self) -> Outcome {
+        let mut rx = self.done.subscribe();
+        loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                return o;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in this entry, so this cannot happen while
+                // we hold `self`; answer something sensible anyway.
+                return Outcome::Cancelled {
+                    findings: Vec::new(),
+                };
+            }
+        }
+    }
+
+    fn stdin_sender(&self) -> Result<mpsc::UnboundedSender<StdinMsg>, Error> {
+        lock(&self.stdin)
+            .as_ref()
+            .filter(|tx| !tx.is_closed())
+            .cloned()
+            .ok_or(Error::StdinClosed(self.id))
+    }
+
+    pub fn write_stdin(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        self.stdin_sender()?
+            .send(StdinMsg::Write(bytes))
+            .map_err(|_| Error::StdinClosed(self.id))
+    }
+
+    pub fn close_stdin(&self) -> Result<(), Error> {
+        let tx = self.stdin_sender()?;
+        *lock(&self.stdin) = None;
+        tx.send(StdinMsg::Close)
+            .map_err(|_| Error::StdinClosed(self.id))
+    }
+}
+
+/// Jobs in memory, ordered by id (ids are time-ordered).
+#[derive(Default)]
+pub(crate) struct Registry {
+    jobs: BTreeMap<JobId, Arc<JobEntry>>,
+    finished: VecDeque<JobId>,
+}
+
+impl Registry {
+    pub fn insert(&mut self, entry: Arc<JobEntry>) {
+        self.jobs.insert(entry.id, entry);
+    }
+
+    pub fn get(&self, id: JobId) -> Option<Arc<JobEntry>> {
+        self.jobs.get(&id).cloned()
+    }
+
+    /// Newest first.
+    pub fn newest(&self) -> impl Iterator<Item = &Arc<JobEntry>> {
+        self.jobs.values().rev()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Record that `id` finished, evicting the oldest finished jobs beyond
+    /// `keep`.
+    pub fn finished(&mut self, id: JobId, keep: usize) {
+        self.finished.push_back(id);
+        while self.finished.len() > keep {
+            if let Some(old) = self.finished.pop_front() {
+                self.jobs.remove(&old);
+            }
+        }
+    }
+}
