@@ -47,8 +47,9 @@ pub struct LineSplitter {
     max_line: usize,
     /// The last byte seen was a `\r` whose meaning depends on the next byte.
     pending_cr: bool,
-    /// Bytes arrived since the last provisional flush.
-    dirty: bool,
+    /// The current buffer was already shown as a redraw and has not changed
+    /// since.
+    shown: bool,
 }
 
 impl LineSplitter {
@@ -59,7 +60,7 @@ impl LineSplitter {
             buf: Vec::new(),
             max_line: max_line.max(4),
             pending_cr: false,
-            dirty: false,
+            shown: false,
         }
     }
 
@@ -73,7 +74,6 @@ impl LineSplitter {
         if bytes.is_empty() {
             return;
         }
-        self.dirty = true;
         if self.pending_cr {
             self.pending_cr = false;
             if bytes[0] == b'\n' {
@@ -107,25 +107,20 @@ impl LineSplitter {
     }
 
     /// The stream has been quiet: show the unfinished line provisionally (as
-    /// a [`SegmentKind::Redraw`]) if it changed since the last call, and
-    /// settle a trailing `\r` as a redraw.
+    /// a [`SegmentKind::Redraw`]) unless it was already shown unchanged.
     pub fn flush_idle(&mut self, out: &mut Vec<Segment>) {
-        if self.pending_cr {
-            self.pending_cr = false;
-            self.emit_buf(SegmentKind::Redraw, out);
-        } else if self.dirty && !self.buf.is_empty() {
+        if !self.shown && !self.buf.is_empty() {
             out.push(Segment {
                 text: decode(&self.buf),
                 kind: SegmentKind::Redraw,
             });
+            self.shown = true;
         }
-        self.dirty = false;
     }
 
     /// End of input: the unfinished line (if any) is delivered as a line.
     pub fn finish(&mut self, out: &mut Vec<Segment>) {
         self.pending_cr = false;
-        self.dirty = false;
         if !self.buf.is_empty() {
             self.emit_buf(SegmentKind::Line, out);
         }
@@ -134,6 +129,7 @@ impl LineSplitter {
     /// Complete the current line with `part` and emit it.
     fn finish_with(&mut self, part: &[u8], kind: SegmentKind, out: &mut Vec<Segment>) {
         if self.buf.is_empty() && part.len() <= self.max_line {
+            self.shown = false;
             // Fast path: the whole line is inside this read.
             push_segment(out, decode(part), kind);
         } else {
@@ -144,6 +140,9 @@ impl LineSplitter {
 
     /// Add bytes to the unfinished line, cutting pieces off at the cap.
     fn append(&mut self, mut part: &[u8], out: &mut Vec<Segment>) {
+        if !part.is_empty() {
+            self.shown = false;
+        }
         while self.buf.len() + part.len() > self.max_line {
             let room = self.max_line - self.buf.len();
             self.buf.extend_from_slice(&part[..room]);
@@ -160,6 +159,11 @@ impl LineSplitter {
     }
 
     fn emit_buf(&mut self, kind: SegmentKind, out: &mut Vec<Segment>) {
+        let already_shown = std::mem::take(&mut self.shown);
+        if kind == SegmentKind::Redraw && already_shown {
+            self.buf.clear();
+            return;
+        }
         let text = decode(&self.buf);
         self.buf.clear();
         push_segment(out, text, kind);
@@ -273,6 +277,28 @@ mod tests {
         s.push(b"y\n", &mut out);
         assert_eq!(out[1].text, "Continue? [y/N] y");
         assert_eq!(out[1].kind, SegmentKind::Line);
+    }
+
+    #[test]
+    fn idle_then_cr_does_not_repeat_the_redraw() {
+        let mut s = LineSplitter::new(64);
+        let mut out = Vec::new();
+        s.push(b"\r20%", &mut out);
+        s.flush_idle(&mut out);
+        s.push(b"\r40%", &mut out);
+        s.flush_idle(&mut out);
+        s.push(b"\r", &mut out);
+        s.flush_idle(&mut out);
+        s.push(b"\n", &mut out);
+        let got: Vec<_> = out.iter().map(|x| (x.text.as_str(), x.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                ("20%", SegmentKind::Redraw),
+                ("40%", SegmentKind::Redraw),
+                ("40%", SegmentKind::Line)
+            ]
+        );
     }
 
     #[test]

@@ -33,11 +33,18 @@ use crate::output::{LineSplitter, OutputLine, SegmentKind};
 use crate::phase::{Phase, PhaseId};
 use crate::process::{self, ProcessTree};
 
-use super::config::MEMORY_OUTPUT_LINES;
-use super::log::lock;
+use super::log::{lock, RingLimits};
 use super::persist::RawSink;
 use super::registry::{JobEntry, StdinMsg};
 use super::{Inner, RawOutputPolicy};
+
+/// How much output a finished job's event log keeps for late subscribers:
+/// the last 1024 lines, at most 1 MiB. Earlier lines are replayed as one
+/// `output_skipped`.
+const FINISHED_LOG_LIMITS: RingLimits = RingLimits {
+    lines: 1024,
+    bytes: 1024 * 1024,
+};
 
 /// Append events to the job's log, the all-jobs bus and history.
 pub(crate) fn publish(inner: &Inner, entry: &JobEntry, job: &Job, events: Vec<Event>) {
@@ -160,7 +167,9 @@ pub(crate) async fn run(
     };
     let tree = Arc::new(spawned.tree);
     guard.tree = Some(Arc::clone(&tree));
-    let outcome = job.supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx).await;
+    let outcome = job
+        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
+        .await;
     // The job owns its tree: nothing of it outlives the job.
     tree.kill();
     job.finish(outcome).await;
@@ -308,7 +317,9 @@ impl Driver {
 
         if *cancel_rx.borrow_and_update() {
             self.begin_stop(Stop::Cancel, tree);
-            kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
+            kill_sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + grace);
             kill_armed = true;
         }
 
@@ -469,13 +480,16 @@ impl Driver {
             }
             let interpreted = if self.interpreter.is_some() {
                 let line = Line { stream, text, at };
-                let evs = self.call_interpreter(|i, ctx| {
-                    if redraw {
-                        i.on_redraw(ctx, &line)
-                    } else {
-                        i.on_line(ctx, &line)
-                    }
-                }, Some(&line.text));
+                let evs = self.call_interpreter(
+                    |i, ctx| {
+                        if redraw {
+                            i.on_redraw(ctx, &line)
+                        } else {
+                            i.on_line(ctx, &line)
+                        }
+                    },
+                    Some(&line.text),
+                );
                 text = line.text;
                 evs
             } else {
@@ -519,7 +533,9 @@ impl Driver {
                 self.batch.push(Event::InterpreterError {
                     job: self.id,
                     interpreter: self.interpreter_name.clone(),
-                    error: format!("interpreter panicked: {msg}; it is disabled for the rest of this job"),
+                    error: format!(
+                        "interpreter panicked: {msg}; it is disabled for the rest of this job"
+                    ),
                     line: line.map(str::to_string),
                     at: SystemTime::now(),
                 });
@@ -607,7 +623,8 @@ impl Driver {
             InterpreterEvent::Progress { progress } => {
                 let progress = progress.sanitized();
                 self.set_state(|j| j.progress = progress.clone());
-                self.batch.push(Event::ProgressUpdated { job, progress, at });
+                self.batch
+                    .push(Event::ProgressUpdated { job, progress, at });
             }
             InterpreterEvent::Label { text } => {
                 self.set_state(|j| j.label = Some(text.clone()));
@@ -697,12 +714,7 @@ impl Driver {
         }
         self.inner.bus.publish(std::slice::from_ref(&ev));
         self.entry.log.append([ev]);
-        let keep = if self.entry.ring.is_some() {
-            MEMORY_OUTPUT_LINES
-        } else {
-            0
-        };
-        self.entry.log.seal(keep);
+        self.entry.log.seal(FINISHED_LOG_LIMITS);
         *lock(&self.entry.stdin) = None;
         self.entry.done.send_replace(Some(outcome));
         let max = self.inner.config.max_finished_jobs;

@@ -146,9 +146,9 @@ impl EventLog {
         self.notify.notify_waiters();
     }
 
-    /// After the job ended: keep only the last `keep_lines` output lines,
-    /// plus whatever live subscribers have not read yet.
-    pub(crate) fn seal(&self, keep_lines: usize) {
+    /// After the job ended: keep only the last `limits` worth of output
+    /// lines, plus whatever live subscribers have not read yet.
+    pub(crate) fn seal(&self, limits: RingLimits) {
         let mut st = lock(&self.state);
         st.cursors.retain(|w| w.strong_count() > 0);
         let min_live = st
@@ -158,7 +158,7 @@ impl EventLog {
             .map(|p| p.load(Ordering::Relaxed))
             .min()
             .unwrap_or(u64::MAX);
-        while st.output.len() > keep_lines {
+        while st.output.len() > limits.lines || st.output_bytes > limits.bytes {
             match st.output.front() {
                 Some(e) if e.seq < min_live => {
                     if let Some(e) = st.output.pop_front() {

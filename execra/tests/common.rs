@@ -1,0 +1,64 @@
+//! Shared test helpers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use execra::{Event, EventStream};
+
+/// Collect every event until the stream ends (bounded by 60 s).
+pub async fn collect(mut s: EventStream) -> Vec<Event> {
+    let mut out = Vec::new();
+    let res = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(e) = s.next().await {
+            out.push(e);
+        }
+    })
+    .await;
+    assert!(
+        res.is_ok(),
+        "event stream did not end; got {:?}",
+        out.last()
+    );
+    out
+}
+
+pub fn kinds(evs: &[Event]) -> Vec<&'static str> {
+    evs.iter().map(|e| e.kind()).collect()
+}
+
+pub fn output_lines(evs: &[Event]) -> Vec<String> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::OutputAppended {
+                line,
+                redraw: false,
+                ..
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+#[cfg(unix)]
+pub fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    match stat {
+        Ok(s) => {
+            let after = s.rsplit(')').next().unwrap_or("");
+            !after.trim_start().starts_with('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Wait (up to 10 s) for a condition to become true.
+pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}

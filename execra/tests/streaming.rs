@@ -1,0 +1,279 @@
+//! Streaming without loss, redraws, prompts, long lines, stdin, secrets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use execra::{
+    Command, Context, Event, ExitCode, Interpreter, InterpreterEvent, Line, Runtime, StdinMode,
+    SECRET_PLACEHOLDER,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_keeps_up_gets_every_line_of_a_million() {
+    let rt = Runtime::new();
+    let h = rt.spawn(Command::new("seq").arg("1000000")).unwrap();
+    let mut s = h.subscribe();
+    let mut next = 1u64;
+    let mut skipped = 0;
+    while let Some(ev) = s.next().await {
+        match ev {
+            Event::OutputAppended { line, .. } => {
+                assert_eq!(line, next.to_string());
+                next += 1;
+            }
+            Event::OutputSkipped { count, .. } => skipped += count,
+            _ => {}
+        }
+    }
+    assert_eq!(skipped, 0);
+    assert_eq!(next, 1_000_001);
+    assert!(h.await.is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_gets_every_structural_event_and_an_explicit_gap() {
+    let rt = Runtime::builder()
+        .output_buffer(100, 1 << 20)
+        .build()
+        .unwrap();
+    let h = rt.spawn(Command::new("seq").arg("50000")).unwrap();
+    let mut s = h.subscribe();
+    // Do not read until the job is over: the ring holds only 100 lines.
+    let id = h.id();
+    assert!(h.await.is_success());
+    let mut lines = 0u64;
+    let mut skipped = 0u64;
+    let mut kinds = Vec::new();
+    while let Some(ev) = s.next().await {
+        match &ev {
+            Event::OutputAppended { .. } => lines += 1,
+            Event::OutputSkipped { count, job, .. } => {
+                assert_eq!(*job, id);
+                skipped += count
+            }
+            _ => kinds.push(ev.kind()),
+        }
+    }
+    assert_eq!(
+        lines + skipped,
+        50_000,
+        "every line is delivered or counted"
+    );
+    assert!(skipped > 0);
+    assert_eq!(kinds, ["job_created", "job_started", "exited", "finalized"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_jobs_subscription_never_loses_finalized() {
+    let rt = Runtime::builder()
+        .output_buffer(10, 1 << 20)
+        .build()
+        .unwrap();
+    let mut all = rt.subscribe();
+    let hs: Vec<_> = (0..8)
+        .map(|_| rt.spawn(Command::new("seq").arg("20000")).unwrap())
+        .collect();
+    for h in hs {
+        h.await;
+    }
+    rt.shutdown().await.unwrap();
+    let (mut fin, mut lines, mut skipped) = (0, 0u64, 0u64);
+    while let Some(ev) = all.next().await {
+        match ev {
+            Event::Finalized { .. } => fin += 1,
+            Event::OutputAppended { .. } => lines += 1,
+            Event::OutputSkipped { count, .. } => skipped += count,
+            _ => {}
+        }
+    }
+    assert_eq!(fin, 8);
+    assert_eq!(lines + skipped, 8 * 20_000);
+}
+
+#[tokio::test]
+async fn carriage_return_redraws_arrive_while_the_job_runs() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(Command::sh(
+            "for i in 1 2 3 4 5; do printf '\\r%d%%' $((i*20)); sleep 0.1; done; printf '\\n'",
+        ))
+        .unwrap();
+    let mut s = h.subscribe();
+    let mut redraws_before_exit = Vec::new();
+    let mut finals = Vec::new();
+    let mut exited = false;
+    while let Some(ev) = s.next().await {
+        match ev {
+            Event::OutputAppended { line, redraw, .. } => {
+                if redraw && !exited {
+                    redraws_before_exit.push(line);
+                } else if !redraw {
+                    finals.push(line);
+                }
+            }
+            Event::Exited { .. } => exited = true,
+            _ => {}
+        }
+    }
+    assert!(h.await.is_success());
+    // Each redraw is seen live; the last one becomes the final line.
+    assert!(
+        redraws_before_exit.len() >= 4,
+        "redraws seen before exit: {redraws_before_exit:?}"
+    );
+    assert_eq!(&redraws_before_exit[..4], ["20%", "40%", "60%", "80%"]);
+    assert_eq!(finals, ["100%"]);
+}
+
+struct PromptSpotter;
+impl Interpreter for PromptSpotter {
+    fn on_line(&mut self, _: &Context, _: &Line) -> Vec<InterpreterEvent> {
+        vec![]
+    }
+    fn on_redraw(&mut self, _: &Context, line: &Line) -> Vec<InterpreterEvent> {
+        if line.text.ends_with("[y/N] ") {
+            vec![InterpreterEvent::Prompt {
+                prompt: line.text.clone(),
+            }]
+        } else {
+            vec![]
+        }
+    }
+    fn on_exit(&mut self, _: &Context, _: &ExitCode) -> Vec<InterpreterEvent> {
+        vec![]
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_reaches_the_interpreter_and_stdin_answers_it() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(
+            Command::sh("printf 'Continue? [y/N] '; read answer; echo \"got $answer\"")
+                .stdin(StdinMode::Interactive)
+                .interpreter(PromptSpotter),
+        )
+        .unwrap();
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if let Event::PromptDetected { prompt, .. } = ev {
+            assert_eq!(prompt, "Continue? [y/N] ");
+            break;
+        }
+    }
+    h.write_stdin(b"yes\n".to_vec()).unwrap();
+    let rest = collect(s).await;
+    let id = h.id();
+    assert!(h.await.is_success());
+    assert!(output_lines(&rest).contains(&"Continue? [y/N] got yes".to_string()));
+    // Writing to a finished job is an error, not a panic.
+    assert!(matches!(
+        rt.write_stdin(id, b"late".to_vec()),
+        Err(execra::Error::StdinClosed(_))
+    ));
+}
+
+#[tokio::test]
+async fn closing_stdin_gives_the_child_eof() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(Command::new("wc").arg("-l").stdin(StdinMode::Interactive))
+        .unwrap();
+    h.write_stdin(b"a\nb\nc\n".to_vec()).unwrap();
+    h.close_stdin().unwrap();
+    let s = h.subscribe();
+    let o = tokio::time::timeout(Duration::from_secs(20), h)
+        .await
+        .unwrap();
+    assert!(o.is_success());
+    assert_eq!(output_lines(&collect(s).await)[0].trim(), "3");
+}
+
+#[tokio::test]
+async fn stdin_of_a_non_interactive_job_is_closed() {
+    let rt = Runtime::new();
+    let h = rt.spawn(Command::new("sleep").arg("5")).unwrap();
+    assert!(matches!(
+        h.write_stdin(b"x".to_vec()),
+        Err(execra::Error::StdinClosed(_))
+    ));
+    h.cancel().unwrap();
+    h.await;
+}
+
+#[tokio::test]
+async fn piped_stdin_is_written_then_closed() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(Command::new("cat").stdin(StdinMode::Piped(b"from stdin\n".to_vec())))
+        .unwrap();
+    let s = h.subscribe();
+    assert!(h.await.is_success());
+    assert_eq!(output_lines(&collect(s).await), ["from stdin"]);
+}
+
+#[tokio::test]
+async fn long_lines_are_delivered_in_pieces() {
+    let rt = Runtime::builder().max_line_length(1000).build().unwrap();
+    let h = rt
+        .spawn(Command::sh("head -c 3500 /dev/zero | tr '\\0' x; echo"))
+        .unwrap();
+    let s = h.subscribe();
+    assert!(h.await.is_success());
+    let lines = output_lines(&collect(s).await);
+    assert_eq!(
+        lines.iter().map(|l| l.len()).collect::<Vec<_>>(),
+        [1000, 1000, 1000, 500]
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_leave_the_process() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(
+            Command::sh("echo \"token=$TOKEN arg=$0\"")
+                .secret_arg("s3cr3t-arg")
+                .secret_env("TOKEN", "hunter22")
+                .label("secretive"),
+        )
+        .unwrap();
+    let id = h.id();
+    let s = h.subscribe();
+    assert!(h.await.is_success());
+    let evs = collect(s).await;
+    let json = serde_json::to_string(&evs).unwrap();
+    assert!(
+        !json.contains("hunter22") && !json.contains("s3cr3t-arg"),
+        "{json}"
+    );
+    // The child got the real values (they were masked on the way out).
+    assert_eq!(
+        output_lines(&evs),
+        [format!(
+            "token={SECRET_PLACEHOLDER} arg={SECRET_PLACEHOLDER}"
+        )]
+    );
+    let snap = serde_json::to_string(&rt.job(id).unwrap()).unwrap();
+    assert!(!snap.contains("hunter22") && !snap.contains("s3cr3t-arg"));
+    assert!(format!("{:?}", rt.job(id)).find("hunter22").is_none());
+}
+
+#[tokio::test]
+async fn memory_only_output_is_readable_and_freed_with_the_job() {
+    let rt = Runtime::builder()
+        .raw_output(execra::RawOutputPolicy::MemoryOnly)
+        .max_finished_jobs(1)
+        .build()
+        .unwrap();
+    let h = rt.spawn(Command::new("seq").arg("2000")).unwrap();
+    let id = h.id();
+    h.await;
+    let out = rt.output(id).unwrap();
+    assert_eq!(out.len(), execra::runtime::MEMORY_OUTPUT_LINES);
+    assert_eq!(out.last().unwrap().text, "2000");
+    rt.spawn(Command::new("true")).unwrap().await;
+    assert!(matches!(rt.output(id), Err(execra::Error::UnknownJob(_))));
+}
