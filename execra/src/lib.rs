@@ -28,6 +28,8 @@ pub mod command;
 pub mod event;
 pub mod finding;
 pub mod interpreter;
+#[cfg(feature = "interpret")]
+pub mod interpret;
 pub mod job;
 pub mod outcome;
 pub mod output;
