@@ -422,6 +422,13 @@ struct NotesBlock {
     at_start: bool,
 }
 
+/// `start + (end - start) * f` for `f` clamped to `0..=1` (computed in `f64`
+/// so `0.8 * 0.1` is `0.08`, not `0.080000006`).
+fn scale((start, end): (f32, f32), f: f64) -> f32 {
+    let (start, end) = (f64::from(start), f64::from(end));
+    (start + (end - start) * f.clamp(0.0, 1.0)) as f32
+}
+
 /// `true` for a `-----` / `=====`-style underline.
 fn is_separator(line: &str) -> bool {
     let t = line.trim();
@@ -638,7 +645,7 @@ impl<P: PhaseModel> RuleInterpreter<P> {
     /// Scale a fraction into the active phase's range, if any.
     fn scaled(&self, progress: Progress) -> Progress {
         match (self.active_range(), progress.as_fraction()) {
-            (Some((start, end)), Some(f)) => Progress::fraction(start + (end - start) * f),
+            (Some(range), Some(f)) => Progress::fraction(scale(range, f64::from(f))),
             _ => progress,
         }
     }
@@ -659,10 +666,7 @@ impl<P: PhaseModel> RuleInterpreter<P> {
                     return;
                 };
                 let p = match self.active_range() {
-                    Some((start, end)) if total > 0.0 => {
-                        let f = (done / total).clamp(0.0, 1.0) as f32;
-                        Progress::fraction(start + (end - start) * f)
-                    }
+                    Some(range) if total > 0.0 => Progress::fraction(scale(range, done / total)),
                     _ => Progress::bytes_mb(done, total),
                 };
                 self.push_progress(out, p);
