@@ -67,7 +67,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .fallback(FallbackPolicy::default().code("pkg.error"));
 
     let rt = Runtime::new();
-    let handle = rt.spawn(Command::sh(SCRIPT).label("install ripgrep").interpreter(interpreter))?;
+    let handle = rt.spawn(
+        Command::sh(SCRIPT)
+            .label("install ripgrep")
+            .interpreter(interpreter),
+    )?;
     let mut events = handle.subscribe();
     let mut phase = String::from("starting");
     let mut last = 0.0_f32;
@@ -95,7 +99,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("\n  {}: {}", finding.code, finding.message)
             }
             Event::Finalized { outcome, .. } => {
-                println!("\n\n{}: {}", if outcome.is_success() { "ok" } else { "failed" }, outcome.message());
+                println!(
+                    "\n\n{}: {}",
+                    if outcome.is_success() { "ok" } else { "failed" },
+                    outcome.message()
+                );
                 break;
             }
             _ => {}

@@ -27,9 +27,9 @@
 pub mod command;
 pub mod event;
 pub mod finding;
-pub mod interpreter;
 #[cfg(feature = "interpret")]
 pub mod interpret;
+pub mod interpreter;
 pub mod job;
 pub mod outcome;
 pub mod output;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use execra::interpret::{
-    render, strip_ansi, Chain, FallbackPolicy, ProblemMatcher, ProgressDetector, Rule,
-    RuleAction, RuleInterpreter, CHAIN_PANIC_CODE,
+    render, strip_ansi, Chain, FallbackPolicy, ProblemMatcher, ProgressDetector, Rule, RuleAction,
+    RuleInterpreter, CHAIN_PANIC_CODE,
 };
 use execra::{
     rules, Command, CommandSpec, Context, Event, ExitCode, FailureReason, Finding, Interpreter,
@@ -145,7 +145,12 @@ fn first_match_wins() {
 
 #[test]
 fn rule_builders_and_table_extension() {
-    let r = Rule::new(r"^ok (\d+)$", RuleAction::Summary { template: "n=$1".into() });
+    let r = Rule::new(
+        r"^ok (\d+)$",
+        RuleAction::Summary {
+            template: "n=$1".into(),
+        },
+    );
     assert_eq!(r.pattern(), r"^ok (\d+)$");
     let mut h = H::new(RuleInterpreter::flat(vec![]).rule(r));
     assert_eq!(h.out("ok 7"), vec![IE::Summary { text: "n=7".into() }]);
@@ -325,7 +330,8 @@ fn fallback_prefers_first_failed_line() {
 
 #[test]
 fn fallback_uses_last_stderr_line() {
-    let mut h = H::new(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("x.err")));
+    let mut h =
+        H::new(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("x.err")));
     h.err("first problem");
     h.err("the real reason");
     h.err("   ");
@@ -417,9 +423,15 @@ fn redraws_only_do_progress() {
     // …and acts once as the final line.
     assert_eq!(h.out("Downloading 'git'").len(), 2);
     // Progress rules run on redraws (scaled into the phase), deduplicated.
-    assert_eq!(h.redraw("10 MB / 100 MB"), vec![progress(Progress::fraction(0.08))]);
+    assert_eq!(
+        h.redraw("10 MB / 100 MB"),
+        vec![progress(Progress::fraction(0.08))]
+    );
     assert_eq!(h.redraw("10 MB / 100 MB"), vec![]);
-    assert_eq!(h.redraw("20 MB / 100 MB"), vec![progress(Progress::fraction(0.16))]);
+    assert_eq!(
+        h.redraw("20 MB / 100 MB"),
+        vec![progress(Progress::fraction(0.16))]
+    );
     assert_eq!(h.out("20 MB / 100 MB"), vec![]);
     assert_eq!(
         h.redraw("Removing x"),
@@ -441,7 +453,10 @@ fn detector_inside_rule_table_scaled_into_phase() {
     let mut h = H::new(RuleInterpreter::new(table(), phases).detector(ProgressDetector::new()));
     h.out("Installing");
     assert_eq!(h.redraw(" 50%"), vec![progress(Progress::fraction(0.9))]);
-    assert_eq!(h.out("[2/2] linking"), vec![progress(Progress::fraction(1.0))]);
+    assert_eq!(
+        h.out("[2/2] linking"),
+        vec![progress(Progress::fraction(1.0))]
+    );
     let mut flat = H::new(RuleInterpreter::flat(vec![]).detector(ProgressDetector::new()));
     assert_eq!(flat.redraw("[2/4]"), vec![progress(Progress::count(2, 4))]);
 }
@@ -458,7 +473,10 @@ fn coloured_input_matches_rules() {
         }]
     );
     let mut raw = H::new(RuleInterpreter::flat(table()).strip_ansi(false));
-    assert_eq!(raw.out("\x1b[32m'git'\x1b[0m was \x1b[1minstalled\x1b[0m"), vec![]);
+    assert_eq!(
+        raw.out("\x1b[32m'git'\x1b[0m was \x1b[1minstalled\x1b[0m"),
+        vec![]
+    );
     assert_eq!(strip_ansi("\x1b[31mred\x1b[0m"), "red");
 }
 
@@ -553,7 +571,10 @@ fn chain_concatenates_in_order_and_isolates_panics() {
             .with(RuleInterpreter::flat(table()))
             .with(ProgressDetector::new()),
     );
-    assert_eq!(h.i.name(), "Chain[Panicky, RuleInterpreter, ProgressDetector]");
+    assert_eq!(
+        h.i.name(),
+        "Chain[Panicky, RuleInterpreter, ProgressDetector]"
+    );
     assert_eq!(
         h.out("'git' was installed 50%"),
         vec![
@@ -568,7 +589,9 @@ fn chain_concatenates_in_order_and_isolates_panics() {
     );
     let evs = h.out("boom 60%");
     assert_eq!(evs.len(), 2);
-    assert!(matches!(&evs[0], IE::Warning { code: Some(c), message } if c == CHAIN_PANIC_CODE && message.contains("Panicky") && message.contains("boom in line")));
+    assert!(
+        matches!(&evs[0], IE::Warning { code: Some(c), message } if c == CHAIN_PANIC_CODE && message.contains("Panicky") && message.contains("boom in line"))
+    );
     assert_eq!(evs[1], progress(Progress::fraction(0.6)));
     // Disabled for the rest of the job.
     assert_eq!(h.out("70%"), vec![progress(Progress::fraction(0.7))]);
@@ -670,7 +693,10 @@ async fn e2e_rule_known_error_and_fallback() {
         .interpreter(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default())))
     .await;
     assert_eq!(
-        events.iter().filter(|e| e.kind() == "known_error_detected").count(),
+        events
+            .iter()
+            .filter(|e| e.kind() == "known_error_detected")
+            .count(),
         1
     );
     assert_eq!(
@@ -681,8 +707,12 @@ async fn e2e_rule_known_error_and_fallback() {
         })
     );
 
-    let (_, outcome) = run(Command::sh("echo working; echo 'fatal: repository not found' >&2; exit 128")
-        .interpreter(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("git.error"))))
+    let (_, outcome) = run(Command::sh(
+        "echo working; echo 'fatal: repository not found' >&2; exit 128",
+    )
+    .interpreter(
+        RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("git.error")),
+    ))
     .await;
     assert_eq!(
         outcome.failure(),
@@ -702,7 +732,10 @@ printf '1 error generated.\n' >&2
 exit 1"#;
     let (events, outcome) = run(Command::sh(script).interpreter(ProblemMatcher::gcc())).await;
     assert_eq!(
-        events.iter().filter(|e| e.kind() == "finding_emitted").count(),
+        events
+            .iter()
+            .filter(|e| e.kind() == "finding_emitted")
+            .count(),
         2
     );
     let findings = outcome.findings();
@@ -719,7 +752,10 @@ exit 1"#;
         })
     );
     assert_eq!(findings[1].code, "-Wunused-variable");
-    assert_eq!(outcome.failure(), Some(&FailureReason::NonZeroExit { code: 1 }));
+    assert_eq!(
+        outcome.failure(),
+        Some(&FailureReason::NonZeroExit { code: 1 })
+    );
     // The location survives the wire format.
     let json = serde_json::to_string(&findings[0]).unwrap();
     assert!(json.contains(r#""kind":"location""#), "{json}");
@@ -759,8 +795,13 @@ printf 'error: could not compile `demo`\n' >&2
 exit 101"#;
     let chain = Chain::new()
         .with(
-            RuleInterpreter::flat(rules![enter_phase, "build", "Building $1", r"^Compiling (\S+)"])
-                .fallback(FallbackPolicy::default().code("cargo.error")),
+            RuleInterpreter::flat(rules![
+                enter_phase,
+                "build",
+                "Building $1",
+                r"^Compiling (\S+)"
+            ])
+            .fallback(FallbackPolicy::default().code("cargo.error")),
         )
         .with(ProblemMatcher::rustc_short())
         .with(Panicky { calls: 0 });

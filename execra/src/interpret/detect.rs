@@ -407,7 +407,9 @@ mod tests {
             Some(Progress::count(2, 3))
         );
         assert_eq!(
-            ProgressDetector::new().strip_ansi(false).detect("\x1b[1m2/3"),
+            ProgressDetector::new()
+                .strip_ansi(false)
+                .detect("\x1b[1m2/3"),
             None
         );
     }

@@ -282,7 +282,10 @@ fn parse_severity(s: &str) -> Option<Severity> {
         Some(Severity::Error)
     } else if s.starts_with("warn") {
         Some(Severity::Warning)
-    } else if matches!(s.as_str(), "info" | "information" | "note" | "help" | "remark") {
+    } else if matches!(
+        s.as_str(),
+        "info" | "information" | "note" | "help" | "remark"
+    ) {
         Some(Severity::Info)
     } else if matches!(s.as_str(), "hint" | "suggestion" | "style") {
         Some(Severity::Recommendation)
@@ -355,7 +358,10 @@ impl ProblemMatcher {
     /// .unwrap();
     /// # let _ = m;
     /// ```
-    pub fn new(owner: impl Into<String>, patterns: Vec<ProblemPattern>) -> Result<Self, MatcherError> {
+    pub fn new(
+        owner: impl Into<String>,
+        patterns: Vec<ProblemPattern>,
+    ) -> Result<Self, MatcherError> {
         let owner = owner.into();
         if patterns.is_empty() {
             return Err(MatcherError::Invalid(format!(
@@ -808,7 +814,10 @@ make: *** [Makefile:2: all] Error 1
         assert_eq!(loc(&f[0]), ("src/util.h".into(), Some(4), Some(6)));
         assert_eq!(f[0].code, "-Wmissing-prototypes");
         assert_eq!(f[0].severity, Severity::Warning);
-        assert_eq!(f[1].message, "'foo' undeclared (first use in this function)");
+        assert_eq!(
+            f[1].message,
+            "'foo' undeclared (first use in this function)"
+        );
         assert_eq!(f[1].severity, Severity::Error);
         assert_eq!(f[1].code, "gcc");
         assert_eq!(f[2].severity, Severity::Info);
@@ -889,7 +898,10 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
 ";
         let f = run(&mut ProblemMatcher::eslint_stylish(), out);
         assert_eq!(f.len(), 4, "{f:#?}");
-        assert_eq!(loc(&f[0]), ("/home/me/app/src/index.js".into(), Some(1), Some(10)));
+        assert_eq!(
+            loc(&f[0]),
+            ("/home/me/app/src/index.js".into(), Some(1), Some(10))
+        );
         assert_eq!(f[0].code, "no-unused-vars");
         assert_eq!(f[0].message, "'foo' is defined but never used");
         assert_eq!(f[1].severity, Severity::Warning);
@@ -897,14 +909,20 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
         assert_eq!(f[1].message, "Unexpected console statement");
         assert_eq!(f[2].code, "eslint");
         assert_eq!(f[2].message, "Parsing error: Unexpected token");
-        assert_eq!(loc(&f[3]), ("/home/me/app/src/util.ts".into(), Some(7), Some(15)));
+        assert_eq!(
+            loc(&f[3]),
+            ("/home/me/app/src/util.ts".into(), Some(7), Some(15))
+        );
         assert_eq!(f[3].code, "@typescript-eslint/no-explicit-any");
     }
 
     #[test]
     fn loop_ends_on_new_header_without_blank_line() {
         let mut m = ProblemMatcher::eslint_stylish();
-        let f = run(&mut m, "a.js\n  1:1  error  x  r1\nb.js\n  2:2  error  y  r2\n");
+        let f = run(
+            &mut m,
+            "a.js\n  1:1  error  x  r1\nb.js\n  2:2  error  y  r2\n",
+        );
         assert_eq!(f.len(), 2);
         assert_eq!(loc(&f[1]).0, "b.js");
     }
@@ -925,7 +943,10 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
             ],
         );
         let mut m = m.unwrap();
-        let f = run(&mut m, "FILE x.py\nAT 1:2-3:4\nwarning bad thing\nwarning alone\n");
+        let f = run(
+            &mut m,
+            "FILE x.py\nAT 1:2-3:4\nwarning bad thing\nwarning alone\n",
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(
             f[0].related,
@@ -959,7 +980,10 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
         }"#;
         let mut ms = ProblemMatcher::from_json(gh).unwrap();
         assert_eq!(ms.len(), 2);
-        let f = run(&mut ms[0], "src/a.js\n  3:4  error  Bad  rule-a\n  4:1  warning  Meh  rule-b\n");
+        let f = run(
+            &mut ms[0],
+            "src/a.js\n  3:4  error  Bad  rule-a\n  4:1  warning  Meh  rule-b\n",
+        );
         assert_eq!(f.len(), 2);
         assert_eq!(f[1].code, "rule-b");
         assert_eq!(ms[0].default_severity, Severity::Warning);
@@ -1002,7 +1026,9 @@ error: could not compile `demo` (bin \"demo\") due to 1 previous error
     fn coloured_diagnostics() {
         let mut m = ProblemMatcher::rustc();
         m.match_line("\x1b[0m\x1b[1m\x1b[38;5;9merror[E0425]\x1b[0m\x1b[0m\x1b[1m: cannot find value `x`\x1b[0m");
-        let f = m.match_line("\x1b[0m \x1b[0m\x1b[0m\x1b[1m\x1b[38;5;12m--> \x1b[0m\x1b[0msrc/main.rs:2:20\x1b[0m");
+        let f = m.match_line(
+            "\x1b[0m \x1b[0m\x1b[0m\x1b[1m\x1b[38;5;12m--> \x1b[0m\x1b[0msrc/main.rs:2:20\x1b[0m",
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].message, "cannot find value `x`");
     }

@@ -651,7 +651,12 @@ impl<P: PhaseModel> RuleInterpreter<P> {
     }
 
     /// Run a progress-kind action.
-    fn progress_action(&mut self, action: &RuleAction, caps: &Captures, out: &mut Vec<InterpreterEvent>) {
+    fn progress_action(
+        &mut self,
+        action: &RuleAction,
+        caps: &Captures,
+        out: &mut Vec<InterpreterEvent>,
+    ) {
         match action {
             RuleAction::Progress(hint) => {
                 let p = Progress::indeterminate(render(hint, caps));
@@ -831,7 +836,12 @@ impl<P: PhaseModel> Interpreter for RuleInterpreter<P> {
                     .from_failed_line
                     .then(|| self.first_failed.clone())
                     .flatten()
-                    .or_else(|| policy.from_stderr.then(|| self.last_stderr.clone()).flatten());
+                    .or_else(|| {
+                        policy
+                            .from_stderr
+                            .then(|| self.last_stderr.clone())
+                            .flatten()
+                    });
                 if let Some(message) = message {
                     self.fallback_fired = true;
                     out.push(InterpreterEvent::KnownError {
