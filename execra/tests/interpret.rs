@@ -10,9 +10,8 @@ use execra::interpret::{
     RuleInterpreter, CHAIN_PANIC_CODE,
 };
 use execra::{
-    rules, Command, CommandSpec, Context, Event, ExitCode, FailureReason, Finding, Interpreter,
-    InterpreterEvent as IE, JobId, Line, Outcome, Progress, RelatedEntity, Runtime, Severity,
-    Stream,
+    rules, Command, CommandSpec, Context, ExitCode, Finding, Interpreter, InterpreterEvent as IE,
+    JobId, Line, Progress, Severity, Stream,
 };
 
 // ---- direct harness ---------------------------------------------------------
@@ -157,6 +156,20 @@ fn rule_builders_and_table_extension() {
     assert!(Rule::try_new("(", RuleAction::Benign).is_err());
     let empty: Vec<Rule> = rules![];
     assert!(empty.is_empty());
+    // Patterns and templates may be `String`s built at run time.
+    let pat = format!("^{}$", regex::escape("a.b"));
+    let code = String::from("dyn.code");
+    let t = rules![warning, code.clone(), "saw $0", pat; benign, pat.as_str();];
+    assert_eq!(t.len(), 2);
+    let mut h = H::new(RuleInterpreter::flat(t));
+    assert_eq!(
+        h.out("a.b"),
+        vec![IE::Warning {
+            code: Some(code),
+            message: "saw a.b".into()
+        }]
+    );
+    assert_eq!(h.out("axb"), vec![]);
 }
 
 #[test]
@@ -600,241 +613,248 @@ fn chain_concatenates_in_order_and_isolates_panics() {
 
 // ---- end to end ---------------------------------------------------------------------
 
-async fn run(cmd: Command) -> (Vec<Event>, Outcome) {
-    let rt = Runtime::new();
-    let handle = rt.spawn(cmd).expect("spawn");
-    let mut sub = handle.subscribe();
-    let outcome = tokio::time::timeout(Duration::from_secs(30), handle)
-        .await
-        .expect("job finished in time");
-    let mut events = Vec::new();
-    while let Some(e) = sub.next().await {
-        let done = e.is_finalized();
-        events.push(e);
-        if done {
-            break;
+/// End-to-end tests through real processes (`sh -c`).
+#[cfg(unix)]
+mod e2e {
+    use super::*;
+    use execra::{Event, FailureReason, Outcome, RelatedEntity, Runtime};
+
+    async fn run(cmd: Command) -> (Vec<Event>, Outcome) {
+        let rt = Runtime::new();
+        let handle = rt.spawn(cmd).expect("spawn");
+        let mut sub = handle.subscribe();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("job finished in time");
+        let mut events = Vec::new();
+        while let Some(e) = sub.next().await {
+            let done = e.is_finalized();
+            events.push(e);
+            if done {
+                break;
+            }
         }
+        (events, outcome)
     }
-    (events, outcome)
-}
 
-fn progresses(events: &[Event]) -> Vec<Progress> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ProgressUpdated { progress, .. } => Some(progress.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn kinds(events: &[Event]) -> Vec<&'static str> {
-    events
-        .iter()
-        .filter(|e| !e.is_output())
-        .map(|e| e.kind())
-        .collect()
-}
-
-#[tokio::test]
-async fn e2e_rule_table_phases_notes_and_summary() {
-    let script = r#"printf "Downloading 'git'\n"
-printf '25 MB / 100 MB\r50 MB / 100 MB\r100 MB / 100 MB\n'
-printf "'vim' is held\n"
-printf 'Installing\n'
-printf "\033[32m'git'\033[0m was installed\n"
-printf 'Notes\n-----\nRun this once.\n'"#;
-    let interp = RuleInterpreter::new(table(), phases).notes("Notes", "pkg.notes");
-    let (events, outcome) = run(Command::sh(script).interpreter(interp)).await;
-    assert_eq!(
-        kinds(&events),
-        [
-            "job_created",
-            "job_started",
-            "phase_entered",
-            "progress_updated",
-            "progress_updated",
-            "progress_updated",
-            "progress_updated",
-            "warning_detected",
-            "phase_exited",
-            "phase_entered",
-            "exited",
-            "finding_emitted",
-            "phase_exited",
-            "finalized"
-        ]
-    );
-    // Boundary 0.0, two redraws and the final line scaled into 0.0..0.8;
-    // the install boundary (0.8) equals the last value and is not repeated.
-    assert_eq!(
-        progresses(&events),
-        [
-            Progress::fraction(0.0),
-            Progress::fraction(0.2),
-            Progress::fraction(0.4),
-            Progress::fraction(0.8),
-        ]
-    );
-    match &outcome {
-        Outcome::Succeeded { summary, findings } => {
-            assert_eq!(summary.as_deref(), Some("Installed git"));
-            assert_eq!(findings.len(), 1);
-            assert_eq!(findings[0].code, "pkg.notes");
-            assert_eq!(findings[0].message, "Run this once.");
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn e2e_rule_known_error_and_fallback() {
-    let (events, outcome) = run(Command::sh("echo 'hash check failed' >&2; exit 3")
-        .interpreter(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default())))
-    .await;
-    assert_eq!(
+    fn progresses(events: &[Event]) -> Vec<Progress> {
         events
             .iter()
-            .filter(|e| e.kind() == "known_error_detected")
-            .count(),
-        1
-    );
-    assert_eq!(
-        outcome.failure(),
-        Some(&FailureReason::KnownError {
-            code: "x.hash".into(),
-            message: "bad hash".into()
-        })
-    );
+            .filter_map(|e| match e {
+                Event::ProgressUpdated { progress, .. } => Some(progress.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 
-    let (_, outcome) = run(Command::sh(
-        "echo working; echo 'fatal: repository not found' >&2; exit 128",
-    )
-    .interpreter(
-        RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("git.error")),
-    ))
-    .await;
-    assert_eq!(
-        outcome.failure(),
-        Some(&FailureReason::KnownError {
-            code: "git.error".into(),
-            message: "fatal: repository not found".into()
-        })
-    );
-}
-
-#[tokio::test]
-async fn e2e_problem_matcher_findings() {
-    let script = r#"printf 'src/main.c:12:5: error: use of undeclared identifier '"'"'foo'"'"'\n' >&2
-printf '    foo = 1;\n' >&2
-printf 'src/util.c:7:9: warning: unused variable '"'"'x'"'"' [-Wunused-variable]\n' >&2
-printf '1 error generated.\n' >&2
-exit 1"#;
-    let (events, outcome) = run(Command::sh(script).interpreter(ProblemMatcher::gcc())).await;
-    assert_eq!(
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
         events
             .iter()
-            .filter(|e| e.kind() == "finding_emitted")
-            .count(),
-        2
-    );
-    let findings = outcome.findings();
-    assert_eq!(findings.len(), 2);
-    assert_eq!(findings[0].severity, Severity::Error);
-    assert_eq!(
-        findings[0].related,
-        Some(RelatedEntity::Location {
-            path: "src/main.c".into(),
-            line: Some(12),
-            column: Some(5),
-            end_line: None,
-            end_column: None
-        })
-    );
-    assert_eq!(findings[1].code, "-Wunused-variable");
-    assert_eq!(
-        outcome.failure(),
-        Some(&FailureReason::NonZeroExit { code: 1 })
-    );
-    // The location survives the wire format.
-    let json = serde_json::to_string(&findings[0]).unwrap();
-    assert!(json.contains(r#""kind":"location""#), "{json}");
-    let back: Finding = serde_json::from_str(&json).unwrap();
-    assert_eq!(back.related, findings[0].related);
-}
+            .filter(|e| !e.is_output())
+            .map(|e| e.kind())
+            .collect()
+    }
 
-#[tokio::test]
-async fn e2e_progress_detector_on_redraws() {
-    let script = r#"printf 'Fetching  10%%\rFetching  10%%\rFetching  55%%\rFetching 100%%\n'
-printf '\033[1m[1/3]\033[0m a\n[2/3] b\n[3/3] c\n'"#;
-    let (events, outcome) = run(Command::sh(script).interpreter(ProgressDetector::new())).await;
-    assert!(outcome.is_success());
-    assert_eq!(
-        progresses(&events),
-        [
-            Progress::fraction(0.1),
-            Progress::fraction(0.55),
-            Progress::fraction(1.0),
-            Progress::count(1, 3),
-            Progress::count(2, 3),
-            Progress::count(3, 3),
-        ]
-    );
-    // Redraws were seen while the job ran.
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::OutputAppended { redraw: true, .. })));
-}
+    #[tokio::test]
+    async fn e2e_rule_table_phases_notes_and_summary() {
+        let script = r#"printf "Downloading 'git'\n"
+    printf '25 MB / 100 MB\r50 MB / 100 MB\r100 MB / 100 MB\n'
+    printf "'vim' is held\n"
+    printf 'Installing\n'
+    printf "\033[32m'git'\033[0m was installed\n"
+    printf 'Notes\n-----\nRun this once.\n'"#;
+        let interp = RuleInterpreter::new(table(), phases).notes("Notes", "pkg.notes");
+        let (events, outcome) = run(Command::sh(script).interpreter(interp)).await;
+        assert_eq!(
+            kinds(&events),
+            [
+                "job_created",
+                "job_started",
+                "phase_entered",
+                "progress_updated",
+                "progress_updated",
+                "progress_updated",
+                "progress_updated",
+                "warning_detected",
+                "phase_exited",
+                "phase_entered",
+                "exited",
+                "finding_emitted",
+                "phase_exited",
+                "finalized"
+            ]
+        );
+        // Boundary 0.0, two redraws and the final line scaled into 0.0..0.8;
+        // the install boundary (0.8) equals the last value and is not repeated.
+        assert_eq!(
+            progresses(&events),
+            [
+                Progress::fraction(0.0),
+                Progress::fraction(0.2),
+                Progress::fraction(0.4),
+                Progress::fraction(0.8),
+            ]
+        );
+        match &outcome {
+            Outcome::Succeeded { summary, findings } => {
+                assert_eq!(summary.as_deref(), Some("Installed git"));
+                assert_eq!(findings.len(), 1);
+                assert_eq!(findings[0].code, "pkg.notes");
+                assert_eq!(findings[0].message, "Run this once.");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
-#[tokio::test]
-async fn e2e_chain_rules_and_matcher() {
-    let script = r#"printf 'Compiling demo\n'
-printf 'src/lib.rs:3:1: warning: unused import: `std::fs`\n'
-printf 'src/main.rs:2:5: error[E0425]: cannot find value `x` in this scope\n'
-printf 'error: could not compile `demo`\n' >&2
-exit 101"#;
-    let chain = Chain::new()
-        .with(
-            RuleInterpreter::flat(rules![
-                enter_phase,
-                "build",
-                "Building $1",
-                r"^Compiling (\S+)"
-            ])
-            .fallback(FallbackPolicy::default().code("cargo.error")),
+    #[tokio::test]
+    async fn e2e_rule_known_error_and_fallback() {
+        let (events, outcome) = run(Command::sh("echo 'hash check failed' >&2; exit 3")
+            .interpreter(RuleInterpreter::flat(table()).fallback(FallbackPolicy::default())))
+        .await;
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind() == "known_error_detected")
+                .count(),
+            1
+        );
+        assert_eq!(
+            outcome.failure(),
+            Some(&FailureReason::KnownError {
+                code: "x.hash".into(),
+                message: "bad hash".into()
+            })
+        );
+
+        let (_, outcome) = run(Command::sh(
+            "echo working; echo 'fatal: repository not found' >&2; exit 128",
         )
-        .with(ProblemMatcher::rustc_short())
-        .with(Panicky { calls: 0 });
-    let (events, outcome) = run(Command::sh(script).interpreter(chain)).await;
-    let findings = outcome.findings();
-    assert_eq!(findings.len(), 2);
-    assert_eq!(findings[1].code, "E0425");
-    assert_eq!(
-        outcome.failure(),
-        Some(&FailureReason::KnownError {
-            code: "cargo.error".into(),
-            message: "error: could not compile `demo`".into()
-        })
-    );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::PhaseEntered { label: Some(l), .. } if l == "Building demo")));
-    assert!(!events.iter().any(|e| e.kind() == "interpreter_error"));
-}
+        .interpreter(
+            RuleInterpreter::flat(table()).fallback(FallbackPolicy::default().code("git.error")),
+        ))
+        .await;
+        assert_eq!(
+            outcome.failure(),
+            Some(&FailureReason::KnownError {
+                code: "git.error".into(),
+                message: "fatal: repository not found".into()
+            })
+        );
+    }
 
-#[tokio::test]
-async fn e2e_chain_panic_is_isolated() {
-    let chain = Chain::new()
-        .with(Panicky { calls: 0 })
-        .with(ProgressDetector::new());
-    let (events, outcome) =
-        run(Command::sh("echo 'boom 10%'; echo '20%'").interpreter(chain)).await;
-    assert!(outcome.is_success());
-    assert!(events.iter().any(|e| matches!(e,
-        Event::WarningDetected { code: Some(c), .. } if c == CHAIN_PANIC_CODE)));
-    assert_eq!(
-        progresses(&events),
-        [Progress::fraction(0.1), Progress::fraction(0.2)]
-    );
-    assert!(!events.iter().any(|e| e.kind() == "interpreter_error"));
+    #[tokio::test]
+    async fn e2e_problem_matcher_findings() {
+        let script = r#"printf 'src/main.c:12:5: error: use of undeclared identifier '"'"'foo'"'"'\n' >&2
+    printf '    foo = 1;\n' >&2
+    printf 'src/util.c:7:9: warning: unused variable '"'"'x'"'"' [-Wunused-variable]\n' >&2
+    printf '1 error generated.\n' >&2
+    exit 1"#;
+        let (events, outcome) = run(Command::sh(script).interpreter(ProblemMatcher::gcc())).await;
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind() == "finding_emitted")
+                .count(),
+            2
+        );
+        let findings = outcome.findings();
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].severity, Severity::Error);
+        assert_eq!(
+            findings[0].related,
+            Some(RelatedEntity::Location {
+                path: "src/main.c".into(),
+                line: Some(12),
+                column: Some(5),
+                end_line: None,
+                end_column: None
+            })
+        );
+        assert_eq!(findings[1].code, "-Wunused-variable");
+        assert_eq!(
+            outcome.failure(),
+            Some(&FailureReason::NonZeroExit { code: 1 })
+        );
+        // The location survives the wire format.
+        let json = serde_json::to_string(&findings[0]).unwrap();
+        assert!(json.contains(r#""kind":"location""#), "{json}");
+        let back: Finding = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.related, findings[0].related);
+    }
+
+    #[tokio::test]
+    async fn e2e_progress_detector_on_redraws() {
+        let script = r#"printf 'Fetching  10%%\rFetching  10%%\rFetching  55%%\rFetching 100%%\n'
+    printf '\033[1m[1/3]\033[0m a\n[2/3] b\n[3/3] c\n'"#;
+        let (events, outcome) = run(Command::sh(script).interpreter(ProgressDetector::new())).await;
+        assert!(outcome.is_success());
+        assert_eq!(
+            progresses(&events),
+            [
+                Progress::fraction(0.1),
+                Progress::fraction(0.55),
+                Progress::fraction(1.0),
+                Progress::count(1, 3),
+                Progress::count(2, 3),
+                Progress::count(3, 3),
+            ]
+        );
+        // Redraws were seen while the job ran.
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::OutputAppended { redraw: true, .. })));
+    }
+
+    #[tokio::test]
+    async fn e2e_chain_rules_and_matcher() {
+        let script = r#"printf 'Compiling demo\n'
+    printf 'src/lib.rs:3:1: warning: unused import: `std::fs`\n'
+    printf 'src/main.rs:2:5: error[E0425]: cannot find value `x` in this scope\n'
+    printf 'error: could not compile `demo`\n' >&2
+    exit 101"#;
+        let chain = Chain::new()
+            .with(
+                RuleInterpreter::flat(rules![
+                    enter_phase,
+                    "build",
+                    "Building $1",
+                    r"^Compiling (\S+)"
+                ])
+                .fallback(FallbackPolicy::default().code("cargo.error")),
+            )
+            .with(ProblemMatcher::rustc_short())
+            .with(Panicky { calls: 0 });
+        let (events, outcome) = run(Command::sh(script).interpreter(chain)).await;
+        let findings = outcome.findings();
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[1].code, "E0425");
+        assert_eq!(
+            outcome.failure(),
+            Some(&FailureReason::KnownError {
+                code: "cargo.error".into(),
+                message: "error: could not compile `demo`".into()
+            })
+        );
+        assert!(events.iter().any(
+            |e| matches!(e, Event::PhaseEntered { label: Some(l), .. } if l == "Building demo")
+        ));
+        assert!(!events.iter().any(|e| e.kind() == "interpreter_error"));
+    }
+
+    #[tokio::test]
+    async fn e2e_chain_panic_is_isolated() {
+        let chain = Chain::new()
+            .with(Panicky { calls: 0 })
+            .with(ProgressDetector::new());
+        let (events, outcome) =
+            run(Command::sh("echo 'boom 10%'; echo '20%'").interpreter(chain)).await;
+        assert!(outcome.is_success());
+        assert!(events.iter().any(|e| matches!(e,
+            Event::WarningDetected { code: Some(c), .. } if c == CHAIN_PANIC_CODE)));
+        assert_eq!(
+            progresses(&events),
+            [Progress::fraction(0.1), Progress::fraction(0.2)]
+        );
+        assert!(!events.iter().any(|e| e.kind() == "interpreter_error"));
+    }
 }

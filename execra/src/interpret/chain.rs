@@ -6,6 +6,10 @@ use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::outcome::ExitCode;
 
 /// The warning code a [`Chain`] reports when one of its interpreters panics.
+///
+/// ```
+/// assert_eq!(execra::interpret::CHAIN_PANIC_CODE, "interpret.chain_panic");
+/// ```
 pub const CHAIN_PANIC_CODE: &str = "interpret.chain_panic";
 
 struct Member {
@@ -26,6 +30,11 @@ struct Member {
 /// ([`CHAIN_PANIC_CODE`]) is emitted; the others keep running and the events
 /// it produced for that call are discarded. (The panic message still goes
 /// through the process's panic hook, which prints it to stderr by default.)
+///
+/// Phases are the job's, not a member's: `ExitPhase` closes the innermost
+/// open phase whoever opened it, so let only one member manage phases (a
+/// [`RuleInterpreter`](crate::interpret::RuleInterpreter) with phase rules,
+/// say) and give the others findings and progress.
 ///
 /// ```
 /// use execra::interpret::{Chain, ProblemMatcher, ProgressDetector, RuleInterpreter};

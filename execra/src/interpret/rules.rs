@@ -201,17 +201,17 @@ impl Rule {
 #[macro_export]
 macro_rules! rules {
     (@one benign, $p:expr) => {
-        $crate::interpret::Rule::new($p, $crate::interpret::RuleAction::Benign)
+        $crate::interpret::Rule::new(::std::convert::AsRef::<str>::as_ref(&$p), $crate::interpret::RuleAction::Benign)
     };
     (@one progress, $hint:expr, $p:expr) => {
         $crate::interpret::Rule::new(
-            $p,
+            ::std::convert::AsRef::<str>::as_ref(&$p),
             $crate::interpret::RuleAction::Progress(::std::string::String::from($hint)),
         )
     };
     (@one enter_phase, $name:expr, $label:expr, $p:expr) => {
         $crate::interpret::Rule::new(
-            $p,
+            ::std::convert::AsRef::<str>::as_ref(&$p),
             $crate::interpret::RuleAction::EnterPhase {
                 name: ::std::string::String::from($name),
                 label_template: ::std::string::String::from($label),
@@ -220,7 +220,7 @@ macro_rules! rules {
     };
     (@one warning, $code:expr, $msg:expr, $p:expr) => {
         $crate::interpret::Rule::new(
-            $p,
+            ::std::convert::AsRef::<str>::as_ref(&$p),
             $crate::interpret::RuleAction::Warning {
                 code: ::std::string::String::from($code),
                 template: ::std::string::String::from($msg),
@@ -229,7 +229,7 @@ macro_rules! rules {
     };
     (@one known, $code:expr, $msg:expr, $p:expr) => {
         $crate::interpret::Rule::new(
-            $p,
+            ::std::convert::AsRef::<str>::as_ref(&$p),
             $crate::interpret::RuleAction::KnownError {
                 code: ::std::string::String::from($code),
                 template: ::std::string::String::from($msg),
@@ -238,14 +238,14 @@ macro_rules! rules {
     };
     (@one summary, $msg:expr, $p:expr) => {
         $crate::interpret::Rule::new(
-            $p,
+            ::std::convert::AsRef::<str>::as_ref(&$p),
             $crate::interpret::RuleAction::Summary {
                 template: ::std::string::String::from($msg),
             },
         )
     };
     (@one byte_progress_mb, $p:expr) => {
-        $crate::interpret::Rule::new($p, $crate::interpret::RuleAction::ByteProgressMb)
+        $crate::interpret::Rule::new(::std::convert::AsRef::<str>::as_ref(&$p), $crate::interpret::RuleAction::ByteProgressMb)
     };
     (@one $kind:ident, $($rest:tt)*) => {
         ::std::compile_error!(::std::concat!(
@@ -337,6 +337,13 @@ pub fn render(template: &str, caps: &Captures) -> String {
 /// ```
 pub trait PhaseModel: Send {
     /// The `(start, end)` fractions of phase `name`, if it has a range.
+    ///
+    /// ```
+    /// use execra::interpret::PhaseModel;
+    /// let model = |name: &str| (name == "build").then_some((0.2, 0.9));
+    /// assert_eq!(model.range("build"), Some((0.2, 0.9)));
+    /// assert_eq!(model.range("test"), None);
+    /// ```
     fn range(&self, name: &str) -> Option<(f32, f32)>;
 }
 
