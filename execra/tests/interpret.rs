@@ -678,20 +678,22 @@ mod e2e {
                 "warning_detected",
                 "phase_exited",
                 "phase_entered",
+                "progress_updated",
                 "exited",
                 "finding_emitted",
                 "phase_exited",
                 "finalized"
             ]
         );
-        // Boundary 0.0, two redraws and the final line scaled into 0.0..0.8;
-        // the install boundary (0.8) equals the last value and is not repeated.
+        // Boundary 0.0, two redraws and the final line scaled into 0.0..0.8,
+        // then the install boundary (0.8, reported although unchanged).
         assert_eq!(
             progresses(&events),
             [
                 Progress::fraction(0.0),
                 Progress::fraction(0.2),
                 Progress::fraction(0.4),
+                Progress::fraction(0.8),
                 Progress::fraction(0.8),
             ]
         );

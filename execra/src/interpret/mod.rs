@@ -44,6 +44,9 @@ mod detect;
 mod matcher;
 mod rules;
 
+/// The [`rules!`](crate::rules) macro, also reachable here.
+pub use crate::rules;
+
 pub use ansi::strip_ansi;
 pub use chain::{Chain, CHAIN_PANIC_CODE};
 pub use detect::{detect_bytes, detect_count, detect_percent, ProgressDetector};

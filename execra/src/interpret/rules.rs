@@ -464,7 +464,8 @@ fn is_separator(line: &str) -> bool {
 /// match does nothing (it will act on the final line), and with no match the
 /// detector runs. Phases, warnings, known errors, summaries, notes and the
 /// fallback bookkeeping only ever come from complete lines, so nothing is
-/// reported twice. Identical consecutive progress values are reported once.
+/// reported twice. Identical consecutive progress values are reported once
+/// (except a phase's boundary fraction, which is always reported).
 ///
 /// ```
 /// use execra::interpret::{FallbackPolicy, RuleInterpreter};
@@ -779,7 +780,11 @@ impl<P: PhaseModel> Interpreter for RuleInterpreter<P> {
                     });
                     self.active = Some((name.clone(), range));
                     if let Some((start, _)) = range {
-                        self.push_progress(&mut out, Progress::fraction(start));
+                        // Always reported, even when equal to the last value:
+                        // the boundary marks the phase change.
+                        let p = Progress::fraction(start);
+                        self.last_progress = Some(p.clone());
+                        out.push(InterpreterEvent::Progress { progress: p });
                     }
                 }
                 RuleAction::Warning { code, template } => out.push(InterpreterEvent::Warning {
