@@ -134,6 +134,20 @@ pub enum RelatedEntity {
     Url(String),
     /// Anything else.
     Other(String),
+    /// A position in a source file (from a compiler or linter diagnostic).
+    /// Line and column numbers are 1-based, as tools print them.
+    Location {
+        /// The file, as the tool printed it.
+        path: PathBuf,
+        /// The line, when known.
+        line: Option<u32>,
+        /// The column, when known.
+        column: Option<u32>,
+        /// The last line of the range, when known.
+        end_line: Option<u32>,
+        /// The last column of the range, when known.
+        end_column: Option<u32>,
+    },
 }
 
 /// A structured observation made while a job ran.

@@ -27,6 +27,8 @@
 pub mod command;
 pub mod event;
 pub mod finding;
+#[cfg(feature = "interpret")]
+pub mod interpret;
 pub mod interpreter;
 pub mod job;
 pub mod outcome;
