@@ -51,3 +51,8 @@ pub use runtime::{
     Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
     RuntimeBuilder,
 };
+
+/// The README's examples are compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
