@@ -1,0 +1,160 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run command-line tools with live progress, and browse their history.
+#[derive(Debug, Parser)]
+#[command(name = "execra", version, about)]
+pub struct Cli {
+    /// History database (default: <data dir>/execra/history.sqlite).
+    #[arg(long, global = true, env = "EXECRA_DB")]
+    pub db: Option<PathBuf>,
+    /// Never use colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run a command, streaming its output with a progress bar.
+    Run(RunArgs),
+    /// List jobs, newest first.
+    Ls(LsArgs),
+    /// Show one job: command, timing, outcome, phases, findings.
+    Show(ShowArgs),
+    /// Print a job's raw output.
+    Logs(LogsArgs),
+    /// Apply the retention policy now (prune old events and logs).
+    Prune,
+    /// Cancel a job running in another `execra` process.
+    Cancel(IdArg),
+}
+
+/// `execra run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Label for the job.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Tag the job (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Stop the job after this long (e.g. 30s, 5m, 1h, 250ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Working directory.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE, repeatable).
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Print one JSON event per line (the wire protocol) instead of output.
+    #[arg(long)]
+    pub json: bool,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+    pub command: Vec<String>,
+}
+
+/// `execra ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only jobs with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only jobs in this state (queued, running, exited, finalized, cancelled).
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<execra::JobState>,
+    /// At most this many jobs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// JSON lines (one job per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `execra show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Job id or a unique prefix of it.
+    pub id: String,
+    /// Also print the stored event log.
+    #[arg(long)]
+    pub events: bool,
+    /// Print the job (and events) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `execra logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Job id or a unique prefix of it.
+    pub id: String,
+    /// Keep printing new output while the job runs.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+/// A job id argument.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Job id or a unique prefix of it.
+    pub id: String,
+}
+
+/// Parse `30s`, `5m`, `1h`, `250ms`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 30s, 5m, 1h, 250ms)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" | "hr" | "hours" => n * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_state(s: &str) -> Result<execra::JobState, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

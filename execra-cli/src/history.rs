@@ -1,0 +1,348 @@
+//! `execra ls`, `show`, `logs`, `prune`, `cancel`: reading the history.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, SystemTime};
+
+use execra::store::{JobsFilter, Store};
+use execra::{Event, Job, JobId, Stream};
+
+use crate::args::{IdArg, LogsArgs, LsArgs, ShowArgs};
+use crate::run::open_runtime;
+use crate::style::{duration, timestamp, Style};
+use crate::{CliError, Paths};
+
+fn open_store(paths: &Paths) -> Result<Store, CliError> {
+    Store::open(&paths.db)
+        .map_err(|e| CliError::new(format!("cannot open history {}: {e}", paths.db.display())))
+}
+
+/// Find a job by full id or unique prefix (hyphens optional).
+fn resolve(store: &Store, needle: &str) -> Result<Job, CliError> {
+    if let Ok(id) = needle.parse::<JobId>() {
+        return store
+            .load_job(id)?
+            .ok_or_else(|| CliError::new(format!("no job with id {id}")));
+    }
+    let want: String = needle
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if want.is_empty() || !want.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CliError::usage(format!(
+            "{needle:?} is not a job id or id prefix (hex digits)"
+        )));
+    }
+    let mut hits: Vec<Job> = store
+        .list_jobs(usize::MAX, &JobsFilter::default())?
+        .into_iter()
+        .filter(|j| j.id.0.simple().to_string().starts_with(&want))
+        .collect();
+    match hits.len() {
+        0 => Err(CliError::new(format!("no job matches {needle:?}"))),
+        1 => Ok(hits.remove(0)),
+        n => Err(CliError::new(format!(
+            "{needle:?} is ambiguous: {n} jobs match; give more of the id"
+        ))),
+    }
+}
+
+fn finished_at(events: &[Event]) -> Option<SystemTime> {
+    events.iter().rev().find_map(|e| match e {
+        Event::Finalized { at, .. } => Some(*at),
+        _ => None,
+    })
+}
+
+fn run_time(job: &Job, events: &[Event]) -> Option<Duration> {
+    let start = job.started_at?;
+    let end = finished_at(events)?;
+    end.duration_since(start).ok()
+}
+
+fn title(job: &Job) -> String {
+    job.label.clone().unwrap_or_else(|| job.command.display())
+}
+
+pub fn ls(a: LsArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
+    let store = open_store(paths)?;
+    let filter = JobsFilter {
+        tag: a.tag,
+        state: a.state,
+        ..JobsFilter::default()
+    };
+    let jobs = store.list_jobs(a.limit, &filter)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        for j in &jobs {
+            let line = serde_json::to_string(j).map_err(|e| CliError::new(e.to_string()))?;
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        let _ = writeln!(out, "no jobs");
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "{:<8}  {:<22}  {:<19}  {:>8}  {}",
+            "ID", "STATE", "STARTED", "TIME", "LABEL"
+        ))
+    );
+    for j in &jobs {
+        let events = store.list_events(j.id, 100_000).unwrap_or_default();
+        let verdict = style.verdict(j.state, j.outcome.as_ref());
+        let pad = 22usize.saturating_sub(visible_len(&verdict));
+        let started = j.started_at.map(timestamp).unwrap_or_else(|| "-".into());
+        let took = run_time(j, &events).map(duration).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{}  {verdict}{}  {started:<19}  {took:>8}  {}",
+            &j.id.0.simple().to_string()[..8],
+            " ".repeat(pad),
+            title(j)
+        );
+    }
+    Ok(())
+}
+
+/// Length without ANSI escapes.
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
+pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
+    let store = open_store(paths)?;
+    let job = resolve(&store, &a.id)?;
+    let events = store.list_events(job.id, usize::MAX)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let value = serde_json::json!({ "job": job, "events": if a.events { Some(&events) } else { None } });
+        let _ = writeln!(out, "{value}");
+        return Ok(());
+    }
+    let w = |out: &mut std::io::StdoutLock, k: &str, v: String| {
+        let _ = writeln!(out, "{:<10} {v}", style.dim(k));
+    };
+    w(&mut out, "id", job.id.to_string());
+    w(&mut out, "label", title(&job));
+    w(&mut out, "command", job.command.display());
+    if let Some(cwd) = &job.command.cwd {
+        w(&mut out, "cwd", cwd.display().to_string());
+    }
+    if !job.command.tags.is_empty() {
+        w(&mut out, "tags", job.command.tags.join(", "));
+    }
+    w(&mut out, "created", timestamp(job.created_at));
+    if let Some(s) = job.started_at {
+        w(&mut out, "started", timestamp(s));
+    }
+    if let Some(d) = run_time(&job, &events) {
+        w(&mut out, "took", duration(d));
+    }
+    w(&mut out, "state", style.verdict(job.state, job.outcome.as_ref()));
+    if let Some(e) = job.exit {
+        w(&mut out, "exit", e.to_string());
+    }
+    if let Some(o) = &job.outcome {
+        w(&mut out, "outcome", o.message());
+    }
+    let phases: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseEntered { name, label, at, .. } => Some(format!(
+                "{} {}",
+                timestamp(*at),
+                label.clone().unwrap_or_else(|| name.clone())
+            )),
+            _ => None,
+        })
+        .collect();
+    if !phases.is_empty() {
+        let _ = writeln!(out, "{}", style.dim("phases"));
+        for p in phases {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    let findings = job.outcome.as_ref().map(|o| o.findings()).unwrap_or(&[]);
+    if !findings.is_empty() {
+        let _ = writeln!(out, "{}", style.dim("findings"));
+        for f in findings {
+            let _ = writeln!(out, "  {} [{}] {}", style.severity(f.severity), f.code, f.message);
+        }
+    }
+    if a.events {
+        let _ = writeln!(out, "{}", style.dim("events"));
+        for e in &events {
+            let json = serde_json::to_string(e).unwrap_or_default();
+            let _ = writeln!(out, "  {} {:<20} {json}", timestamp(e.at()), e.kind());
+        }
+    }
+    Ok(())
+}
+
+fn print_line(stream: Stream, text: &str) {
+    match stream {
+        Stream::Stdout => {
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+        }
+        Stream::Stderr => eprintln!("{text}"),
+    }
+}
+
+pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
+    let store = open_store(paths)?;
+    let job = resolve(&store, &a.id)?;
+    if a.follow && !job.state.is_terminal() {
+        return follow(&store, job.id, paths).await;
+    }
+    let rt = open_runtime(paths)?;
+    for line in rt.output(job.id)? {
+        print_line(line.stream, &line.text);
+    }
+    Ok(())
+}
+
+/// Tail a running job's plain log until the job ends.
+async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError> {
+    let path = paths.logs.join(format!("{id}.log"));
+    let mut pos = 0u64;
+    let mut pending = String::new();
+    loop {
+        let done = store
+            .load_job(id)?
+            .map(|j| j.state.is_terminal())
+            .unwrap_or(true);
+        if let Ok(mut f) = std::fs::File::open(&path) {
+            if f.seek(SeekFrom::Start(pos)).is_ok() {
+                let mut buf = Vec::new();
+                if let Ok(n) = f.read_to_end(&mut buf) {
+                    pos += n as u64;
+                    pending.push_str(&String::from_utf8_lossy(&buf));
+                    while let Some(i) = pending.find('\n') {
+                        let line: String = pending.drain(..=i).collect();
+                        let line = line.trim_end_matches('\n');
+                        match line.split_once("] ") {
+                            Some(("[stderr", t)) => print_line(Stream::Stderr, t),
+                            Some(("[stdout", t)) => print_line(Stream::Stdout, t),
+                            _ => print_line(Stream::Stdout, line),
+                        }
+                    }
+                }
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn prune(paths: &Paths) -> Result<(), CliError> {
+    let rt = open_runtime(paths)?;
+    let report = rt.prune()?;
+    println!("{report}");
+    Ok(())
+}
+
+/// Cancel a job owned by another `execra` process: `SIGTERM` to its process
+/// group (after checking the group leader is still the job's process). The
+/// owning process records how the job ended (killed by signal 15).
+pub fn cancel(a: IdArg, paths: &Paths) -> Result<(), CliError> {
+    let store = open_store(paths)?;
+    let job = resolve(&store, &a.id)?;
+    if job.state.is_terminal() {
+        println!("job {} already ended: {}", job.id, job.state);
+        return Ok(());
+    }
+    let events = store.list_events(job.id, usize::MAX)?;
+    let pid = events.iter().find_map(|e| match e {
+        Event::JobStarted { pid, .. } => Some(*pid),
+        _ => None,
+    });
+    let Some(pid) = pid else {
+        return Err(CliError::new(format!(
+            "job {} has not started a process yet; cancel it from the process that owns it",
+            job.id
+        )));
+    };
+    terminate_group(pid, job.started_at)?;
+    println!("sent SIGTERM to the process group of job {} (pid {pid})", job.id);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn terminate_group(pid: u32, started: Option<SystemTime>) -> Result<(), CliError> {
+    if !same_process(pid, started) {
+        return Err(CliError::new(format!(
+            "process {pid} is gone or is no longer the job's process; nothing was signalled"
+        )));
+    }
+    let pgid = libc::pid_t::try_from(pid).map_err(|_| CliError::new("invalid pid"))?;
+    // SAFETY: kill(2) on a process group; no memory is involved.
+    if unsafe { libc::kill(-pgid, libc::SIGTERM) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn terminate_group(_pid: u32, _started: Option<SystemTime>) -> Result<(), CliError> {
+    Err(CliError::new(
+        "cancelling a job owned by another process is only supported on Unix",
+    ))
+}
+
+/// Is `pid` alive and did it start when the job started (within 2 s)? On
+/// Linux the start time is checked against `/proc`, so a reused PID is never
+/// signalled; elsewhere only liveness is checked.
+#[cfg(unix)]
+fn same_process(pid: u32, started: Option<SystemTime>) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(started) = started else { return false };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(after) = stat.rsplit(')').next() else { return false };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Field 22 overall is index 19 after the command name.
+        let Some(ticks) = fields.get(19).and_then(|f| f.parse::<u64>().ok()) else {
+            return false;
+        };
+        let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()))
+        });
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let (Some(btime), true) = (btime, hz > 0) else { return false };
+        let start = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(btime)
+            + Duration::from_secs_f64(ticks as f64 / hz as f64);
+        let diff = match start.duration_since(started) {
+            Ok(d) => d,
+            Err(e) => e.duration(),
+        };
+        diff < Duration::from_secs(2)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = started;
+        // SAFETY: signal 0 only checks for existence.
+        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    }
+}

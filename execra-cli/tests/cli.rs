@@ -1,0 +1,169 @@
+//! The built `execra` binary against temporary history files.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use execra::Event;
+
+fn execra(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the execra binary")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_ls_show_logs_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let out = execra(
+        &db,
+        &[
+            "run", "--label", "greeting", "--tag", "demo", "--", "sh", "-c",
+            "echo hello; echo oops >&2; printf '50%%\\r100%%\\n'",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello\n100%\n");
+    assert!(text(&out.stderr).contains("oops"));
+
+    let ls = execra(&db, &["ls"]);
+    assert!(ls.status.success());
+    let ls = text(&ls.stdout);
+    assert!(ls.contains("greeting") && ls.contains("succeeded"), "{ls}");
+
+    let json = execra(&db, &["ls", "--json", "--tag", "demo"]);
+    let job: execra::Job = serde_json::from_str(text(&json.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(job.label.as_deref(), Some("greeting"));
+    let prefix = &job.id.0.simple().to_string()[..8];
+
+    let show = execra(&db, &["show", prefix, "--events"]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let show = text(&show.stdout);
+    assert!(show.contains("sh -c") && show.contains("finalized"), "{show}");
+
+    let logs = execra(&db, &["logs", prefix]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert_eq!(text(&logs.stdout), "hello\n100%\n");
+    assert_eq!(text(&logs.stderr), "oops\n");
+}
+
+#[test]
+fn exit_codes_are_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    assert_eq!(execra(&db, &["run", "--", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(
+        execra(&db, &["run", "--timeout", "200ms", "--", "sleep", "30"]).status.code(),
+        Some(124)
+    );
+    let missing = execra(&db, &["run", "--", "/no/such/program"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(text(&missing.stderr).contains("not found"), "{}", text(&missing.stderr));
+    assert_eq!(execra(&db, &["run", "--", "sh", "-c", "kill -9 $$"]).status.code(), Some(137));
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let bad = execra(&db, &["run", "--timeout", "soon", "--", "true"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("invalid duration"));
+    // Flags meant for the program without `--` are rejected, not swallowed.
+    let no_sep = execra(&db, &["run", "ls", "-la"]);
+    assert_eq!(no_sep.status.code(), Some(2));
+    let unknown = execra(&db, &["show", "ffffffff"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).starts_with("execra: no job matches"));
+    let not_hex = execra(&db, &["show", "zzz"]);
+    assert_eq!(not_hex.status.code(), Some(2));
+}
+
+#[test]
+fn ambiguous_prefix_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    for _ in 0..2 {
+        execra(&db, &["run", "--", "true"]);
+    }
+    // UUID v7 ids made in the same second share their first digits.
+    let amb = execra(&db, &["show", "0"]);
+    assert_eq!(amb.status.code(), Some(1));
+    assert!(text(&amb.stderr).contains("ambiguous"), "{}", text(&amb.stderr));
+}
+
+#[test]
+fn corrupt_history_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
+    let out = execra(&db, &["ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("execra: ") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn json_lines_parse_back_into_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let out = execra(&db, &["run", "--json", "--", "sh", "-c", "echo a; echo b"]);
+    assert!(out.status.success());
+    let evs: Vec<Event> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert_eq!(evs.first().map(Event::kind), Some("job_created"));
+    assert_eq!(evs.last().map(Event::kind), Some("finalized"));
+    assert_eq!(evs.iter().filter(|e| e.is_output()).count(), 2);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigint_cancels_the_job_and_leaves_no_survivors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let pidfile = dir.path().join("pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(&db)
+        .args(["run", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap_or_default().trim().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sleeper: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(false)
+    };
+    let start = Instant::now();
+    while alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(), "the job's grandchild survived");
+    let ls = execra(&db, &["ls", "--json"]);
+    let job: execra::Job = serde_json::from_str(text(&ls.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(job.state, execra::JobState::Cancelled);
+}
