@@ -155,13 +155,15 @@ impl RawLogs for FileRawLogs {
         // The gzipped file appears (by rename) before the plain one is
         // removed, so look at it first; then the plain file.
         for _ in 0..2 {
-            match read_log(&self.gz(id), true) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                other => return other.map(Some),
-            }
-            match read_log(&self.plain(id), false) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                other => return other.map(Some),
+            for (path, gzipped) in [(self.gz(id), true), (self.plain(id), false)] {
+                match read_log(&path, gzipped) {
+                    Ok(lines) => return Ok(Some(lines)),
+                    // No log (the directory may even have become a file).
+                    Err(e) if absent(&e) => {}
+                    Err(e) => {
+                        return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+                    }
+                }
             }
         }
         Ok(None)
@@ -239,6 +241,14 @@ impl RawSink for FileSink {
             done_compressing(&self.busy, self.id);
         }
     }
+}
+
+fn absent(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ENOTDIR) {
+        return true;
+    }
+    e.kind() == io::ErrorKind::NotFound
 }
 
 fn done_compressing(busy: &(Mutex<Busy>, Condvar), id: JobId) {
