@@ -610,3 +610,82 @@ async fn two_processes_write_one_history() {
         assert!(jobs.iter().all(|j| j.state == JobState::Finalized));
     }
 }
+
+/// The child side, inside a private mount namespace whose history lives on
+/// a 256 KiB tmpfs.
+async fn disk_full(path: &Path) {
+    let rt = history_rt(path);
+    let h = rt
+        .spawn(
+            Command::sh("i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done")
+                .interpreter(Chatty),
+        )
+        .expect("spawn");
+    let id = h.id();
+    // The job still runs and finalizes.
+    assert!(h.await.is_success());
+    let err = rt.flush().await.expect_err("the full disk is reported");
+    assert!(err.to_string().contains("full"), "{err}");
+    // Nothing panicked and the file is still a readable history.
+    let store = Store::open(path).expect("reopen");
+    let state = store.load_job(id).expect("load").map(|j| j.state);
+    assert!(state.is_some());
+    println!("EXECRA_DISKFULL_OK {state:?} {err}");
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_full_disk_is_reported_not_a_panic() {
+    if let Some((role, path)) = role() {
+        if role == "diskfull" {
+            disk_full(&path).await;
+        }
+        return;
+    }
+    let usable = std::process::Command::new("unshare")
+        .args(["-rm", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("skipped: cannot create a mount namespace (unshare -rm)");
+        return;
+    }
+    let dir = tmp();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let exe = std::env::current_exe().expect("exe");
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=256k tmpfs \"$1\" || exit 77; \
+             exec \"$2\" a_full_disk_is_reported_not_a_panic --exact --nocapture --test-threads=1",
+            "sh",
+        ])
+        .arg(&mnt)
+        .arg(&exe)
+        .env(ROLE, "diskfull")
+        .env(HISTORY, mnt.join("h.db"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run");
+    if out.status.code() == Some(77) {
+        eprintln!("skipped: cannot mount a tmpfs");
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("EXECRA_DISKFULL_OK"),
+        "{}: {stdout}",
+        out.status
+    );
+    eprintln!(
+        "{}",
+        stdout
+            .lines()
+            .find(|l| l.contains("EXECRA_DISKFULL_OK"))
+            .unwrap_or("")
+    );
+}

@@ -353,3 +353,40 @@ fn prune_removes_old_events_of_unpinned_finished_jobs_only() {
     // The job row itself is kept.
     assert!(store.load_job(plain.id).expect("load").is_some());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stranded_group_is_killed_only_when_its_leader_is_verified() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+    let store = Store::open_in_memory().expect("open");
+    for verified in [false, true] {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let mut j = job(&[], "k");
+        j.state = JobState::Running;
+        store.upsert_job(&j).expect("upsert");
+        let mut leader = proc::ProcId::of(child.id());
+        assert!(leader.start.is_some());
+        if !verified {
+            // As if the pid had been reused by another process since.
+            leader.start = leader.start.map(|s| s - 1);
+        }
+        Writes::new(&store.conn)
+            .expect("writes")
+            .record_leader(j.id, &leader)
+            .expect("leader");
+        assert_eq!(store.resurrect_stranded_jobs().expect("resurrect"), 1);
+        if verified {
+            let status = child.wait().expect("wait");
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+        } else {
+            assert!(child.try_wait().expect("try_wait").is_none(), "not killed");
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+}

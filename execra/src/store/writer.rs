@@ -49,7 +49,7 @@ enum Msg {
     },
     Finish {
         job: Job,
-        finalized: Event,
+        finalized: Box<Event>,
         ack: oneshot::Sender<()>,
     },
     Flush(oneshot::Sender<()>),
@@ -210,7 +210,7 @@ impl Recorder for HistoryRecorder {
         let (ack, done) = oneshot::channel();
         let sent = self.send(Msg::Finish {
             job,
-            finalized,
+            finalized: Box::new(finalized),
             ack,
         });
         Box::pin(async move {
@@ -314,7 +314,7 @@ impl Batch {
                 ack,
             } => {
                 self.snapshot(job);
-                self.events.push(finalized);
+                self.events.push(*finalized);
                 self.acks.push(ack);
             }
             Msg::Flush(ack) => self.acks.push(ack),
