@@ -254,7 +254,10 @@ async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError>
 pub fn prune(paths: &Paths) -> Result<(), CliError> {
     let rt = open_runtime(paths)?;
     let report = rt.prune()?;
-    println!("{report}");
+    println!(
+        "pruned {} events, {} findings, {} raw logs",
+        report.events, report.findings, report.raw_logs
+    );
     Ok(())
 }
 

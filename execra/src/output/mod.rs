@@ -7,9 +7,13 @@
 //! buffered whole. Decoding is lossy UTF-8, and a character split across two
 //! reads decodes correctly.
 //!
+//! `rawlog` writes, reads back and prunes the raw output logs of
+//! [`RawOutputPolicy::Persist`](crate::RawOutputPolicy::Persist).
+//!
 //! [`OutputRing`] is the bounded in-memory tail behind
 //! [`RawOutputPolicy::MemoryOnly`](crate::RawOutputPolicy::MemoryOnly).
 
+mod rawlog;
 mod ring;
 mod splitter;
 
@@ -19,12 +23,30 @@ pub use splitter::{LineSplitter, Segment, SegmentKind, DEFAULT_MAX_LINE};
 use std::sync::Arc;
 
 use crate::runtime::persist::RawLogs;
-use crate::runtime::{Error, RuntimeConfig};
+use crate::runtime::{Error, RawOutputPolicy, RuntimeConfig};
 
-/// Open the raw-log directory if the configuration asks for one.
+pub(crate) use rawlog::prune_raw_logs;
+
+/// Open the raw-log directory if the configuration asks for one (creating
+/// it). Without history, logs past retention are pruned here, at build.
 pub(crate) fn open_raw_logs(config: &RuntimeConfig) -> Result<Option<Arc<dyn RawLogs>>, Error> {
-    if config.log_dir.is_some() {
-        return Err(std::io::Error::other("raw logs are not supported by this build yet").into());
+    let gzip = match config.raw_policy() {
+        RawOutputPolicy::Disabled | RawOutputPolicy::MemoryOnly => return Ok(None),
+        RawOutputPolicy::Persist => false,
+        #[cfg(feature = "gzip")]
+        RawOutputPolicy::PersistGzipOnFinalize => true,
+    };
+    let Some(dir) = &config.log_dir else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a persisted raw-output policy needs a log directory (RuntimeBuilder::log_dir)",
+        )
+        .into());
+    };
+    let self_prune = config.history.is_none();
+    let logs = rawlog::FileRawLogs::new(dir.clone(), gzip, config.retention.clone(), self_prune)?;
+    if self_prune {
+        logs.prune_now()?;
     }
-    Ok(None)
+    Ok(Some(Arc::new(logs)))
 }

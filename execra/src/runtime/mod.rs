@@ -11,6 +11,7 @@ mod builder;
 mod config;
 mod driver;
 mod handle;
+mod history_api;
 mod log;
 pub(crate) mod persist;
 mod query;

@@ -38,6 +38,12 @@ pub(crate) trait Recorder: Send + Sync + 'static {
 
     /// Wait until everything recorded so far is durable.
     fn flush(&self) -> BoxFuture<'static, Result<(), Error>>;
+
+    /// Enforce the retention policy now (history rows and, when the
+    /// recorder knows the log directory, raw logs). Blocks until done.
+    fn prune(&self) -> Result<crate::store::PruneReport, Error> {
+        Ok(crate::store::PruneReport::default())
+    }
 }
 
 /// One job's raw output log being written.
@@ -54,4 +60,9 @@ pub(crate) trait RawLogs: Send + Sync + 'static {
     fn open(&self, id: JobId) -> io::Result<Box<dyn RawSink>>;
     /// Read a job's log back (`Ok(None)` if there is none).
     fn read(&self, id: JobId) -> io::Result<Option<Vec<OutputLine>>>;
+
+    /// Delete logs past the retention policy; returns how many.
+    fn prune(&self) -> io::Result<usize> {
+        Ok(0)
+    }
 }

@@ -1,0 +1,421 @@
+//! The runtime's history recorder: one writer thread, batched transactions.
+//!
+//! The driver (on tokio worker threads) never touches SQLite. It hands each
+//! batch of events and the job's snapshot to [`HistoryRecorder::record`],
+//! which only clones them into a channel. A dedicated `std::thread` owns the
+//! write connection: it blocks for the first message, drains everything
+//! else queued, writes it all in one `BEGIN IMMEDIATE … COMMIT` (snapshots
+//! of the same job coalesced to the newest), then acknowledges barriers
+//! (`finish`, `flush`) whose messages were in that batch. A failed batch is
+//! retried once; if it fails again the error is counted (and returned by the
+//! next `flush`) and the terminal writes of the batch (final snapshots and
+//! `finalized` events) are tried once more on their own. The thread never
+//! panics on a failed write.
+//!
+//! Reads use a second connection behind a mutex (WAL lets it read while the
+//! writer writes).
+//!
+//! The writer thread also runs retention once an hour.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::proc::{self, ProcId};
+use super::{ImmediateTx, JobsFilter, Owner, PruneReport, Store, StoreError, Writes};
+use crate::event::Event;
+use crate::job::{Job, JobId};
+use crate::runtime::persist::{BoxFuture, Recorder};
+use crate::runtime::{Error, JobsQuery, RetentionPolicy, RuntimeConfig};
+
+/// How often the writer thread prunes while the runtime lives.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// At most this many messages go into one transaction (so acknowledgements
+/// never wait behind an unbounded backlog).
+const MAX_BATCH: usize = 20_000;
+
+enum Msg {
+    Record {
+        job: Job,
+        events: Vec<Event>,
+    },
+    Finish {
+        job: Job,
+        finalized: Box<Event>,
+        ack: oneshot::Sender<()>,
+    },
+    Flush(oneshot::Sender<()>),
+    Prune(mpsc::Sender<Result<PruneReport, StoreError>>),
+}
+
+/// Failed writes, for `flush` to report.
+#[derive(Default)]
+struct Failures {
+    count: AtomicU64,
+    reported: AtomicU64,
+    last: Mutex<Option<String>>,
+}
+
+impl Failures {
+    fn note(&self, e: &StoreError) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(e.to_string());
+        }
+    }
+
+    /// Failures since the last call, as an error.
+    fn take(&self) -> Result<(), StoreError> {
+        let count = self.count.load(Ordering::SeqCst);
+        let reported = self.reported.swap(count, Ordering::SeqCst);
+        if count > reported {
+            let last = self
+                .last
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            return Err(StoreError::WriteFailed {
+                failures: count - reported,
+                last,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`Recorder`] backed by an SQLite file.
+pub(crate) struct HistoryRecorder {
+    tx: Option<mpsc::Sender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+    reader: Mutex<Store>,
+    failures: Arc<Failures>,
+}
+
+/// Open the history configured for a runtime: migrate, finalize stranded
+/// jobs, prune, then start the writer thread.
+pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Recorder>>, Error> {
+    let Some(path) = &config.history else {
+        return Ok(None);
+    };
+    let writer = Store::open(path)?;
+    writer.resurrect_stranded_jobs()?;
+    let owner = Owner {
+        id: Uuid::now_v7(),
+        host: ProcId::of(std::process::id()),
+    };
+    let maintenance = Maintenance {
+        retention: config.retention.clone(),
+        log_dir: config.log_dir.clone(),
+    };
+    maintenance.run(&writer)?;
+    let reader = Store::open(path)?;
+    let failures = Arc::new(Failures::default());
+    let (tx, rx) = mpsc::channel();
+    proc::register_owner(owner.id);
+    let thread_failures = Arc::clone(&failures);
+    let thread = std::thread::Builder::new()
+        .name("execra-history".to_string())
+        .spawn(move || {
+            let owner_id = owner.id;
+            WriterThread {
+                store: writer,
+                owner,
+                failures: thread_failures,
+                maintenance,
+            }
+            .run(rx);
+            proc::unregister_owner(owner_id);
+        })?;
+    Ok(Some(Arc::new(HistoryRecorder {
+        tx: Some(tx),
+        thread: Some(thread),
+        reader: Mutex::new(reader),
+        failures,
+    })))
+}
+
+impl HistoryRecorder {
+    fn send(&self, msg: Msg) -> bool {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
+        if !sent {
+            self.failures.note(&StoreError::Io(std::io::Error::other(
+                "the history writer thread is gone",
+            )));
+        }
+        sent
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, Error> {
+        let store = self
+            .reader
+            .lock()
+            .map_err(|_| std::io::Error::other("the history reader lock is poisoned"))?;
+        Ok(f(&store)?)
+    }
+
+    /// Run retention now, on the writer thread; blocks until done.
+    pub(crate) fn prune_now(&self) -> Result<PruneReport, Error> {
+        let (tx, rx) = mpsc::channel();
+        if !self.send(Msg::Prune(tx)) {
+            return Err(std::io::Error::other("the history writer thread is gone").into());
+        }
+        match rx.recv() {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(std::io::Error::other("the history writer thread stopped").into()),
+        }
+    }
+}
+
+impl Drop for HistoryRecorder {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread write what is queued and exit.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn stored(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::OutputAppended { .. } | Event::OutputSkipped { .. }
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+impl Recorder for HistoryRecorder {
+    fn record(&self, job: &Job, events: &[Event]) {
+        self.send(Msg::Record {
+            job: job.clone(),
+            events: stored(events),
+        });
+    }
+
+    fn finish(&self, job: Job, finalized: Event) -> BoxFuture<'static, ()> {
+        let (ack, done) = oneshot::channel();
+        let sent = self.send(Msg::Finish {
+            job,
+            finalized: Box::new(finalized),
+            ack,
+        });
+        Box::pin(async move {
+            if sent {
+                let _ = done.await;
+            }
+        })
+    }
+
+    fn load_job(&self, id: JobId) -> Result<Option<Job>, Error> {
+        self.read(|s| s.load_job(id))
+    }
+
+    fn query(&self, q: &JobsQuery) -> Result<Vec<Job>, Error> {
+        let filter = JobsFilter {
+            tag: q.tag.clone(),
+            state: q.state,
+            created_after: q.created_after,
+            created_before: q.created_before,
+        };
+        self.read(|s| s.list_jobs(q.limit, &filter))
+    }
+
+    fn events(&self, id: JobId) -> Result<Vec<Event>, Error> {
+        self.read(|s| s.list_events(id, usize::MAX))
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<(), Error>> {
+        let (ack, done) = oneshot::channel();
+        let sent = self.send(Msg::Flush(ack));
+        let failures = Arc::clone(&self.failures);
+        Box::pin(async move {
+            if sent {
+                let _ = done.await;
+            }
+            failures.take().map_err(Error::from)
+        })
+    }
+
+    fn prune(&self) -> Result<PruneReport, Error> {
+        self.prune_now()
+    }
+}
+
+/// Retention: the database part and the raw-log part.
+struct Maintenance {
+    retention: RetentionPolicy,
+    log_dir: Option<PathBuf>,
+}
+
+impl Maintenance {
+    fn run(&self, store: &Store) -> Result<PruneReport, StoreError> {
+        let mut report = store.prune(&self.retention)?;
+        if let Some(dir) = &self.log_dir {
+            let keep = store.protected_jobs(&self.retention.pinned_tag)?;
+            report.raw_logs =
+                crate::output::prune_raw_logs(dir, &self.retention, &|id| keep.contains(&id))?;
+        }
+        Ok(report)
+    }
+}
+
+struct WriterThread {
+    store: Store,
+    owner: Owner,
+    failures: Arc<Failures>,
+    maintenance: Maintenance,
+}
+
+/// One batch, coalesced.
+#[derive(Default)]
+struct Batch {
+    /// Newest snapshot per job, in order of first appearance.
+    jobs: Vec<Job>,
+    index: HashMap<JobId, usize>,
+    events: Vec<Event>,
+    acks: Vec<oneshot::Sender<()>>,
+    prunes: Vec<mpsc::Sender<Result<PruneReport, StoreError>>>,
+}
+
+impl Batch {
+    fn snapshot(&mut self, job: Job) {
+        match self.index.get(&job.id) {
+            Some(&i) => self.jobs[i] = job,
+            None => {
+                self.index.insert(job.id, self.jobs.len());
+                self.jobs.push(job);
+            }
+        }
+    }
+
+    fn add(&mut self, msg: Msg) {
+        match msg {
+            Msg::Record { job, events } => {
+                self.snapshot(job);
+                self.events.extend(events);
+            }
+            Msg::Finish {
+                job,
+                finalized,
+                ack,
+            } => {
+                self.snapshot(job);
+                self.events.push(*finalized);
+                self.acks.push(ack);
+            }
+            Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Prune(reply) => self.prunes.push(reply),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.events.is_empty()
+    }
+}
+
+impl WriterThread {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut next_prune = Instant::now() + PRUNE_EVERY;
+        loop {
+            let wait = next_prune.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.maintenance.run(&self.store) {
+                        self.failures.note(&e);
+                    }
+                    next_prune = Instant::now() + PRUNE_EVERY;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch = Batch::default();
+            batch.add(first);
+            let mut n = 1;
+            while n < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        batch.add(m);
+                        n += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.write(&batch);
+            for ack in batch.acks {
+                let _ = ack.send(());
+            }
+            for reply in batch.prunes {
+                let r = self.maintenance.run(&self.store);
+                let _ = reply.send(r);
+                next_prune = Instant::now() + PRUNE_EVERY;
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let first = match self.try_write(&batch.jobs, &batch.events) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        // Once more (a lock held past the busy timeout, a transient I/O
+        // error…).
+        std::thread::sleep(Duration::from_millis(50));
+        if self.try_write(&batch.jobs, &batch.events).is_ok() {
+            return;
+        }
+        self.failures.note(&first);
+        // Never drop a terminal state silently: try it on its own.
+        let jobs: Vec<Job> = batch
+            .jobs
+            .iter()
+            .filter(|j| j.state.is_terminal())
+            .cloned()
+            .collect();
+        let events: Vec<Event> = batch
+            .events
+            .iter()
+            .filter(|e| e.is_finalized())
+            .cloned()
+            .collect();
+        if !jobs.is_empty() || !events.is_empty() {
+            if let Err(e) = self.try_write(&jobs, &events) {
+                self.failures.note(&e);
+            }
+        }
+    }
+
+    fn try_write(&self, jobs: &[Job], events: &[Event]) -> Result<(), StoreError> {
+        let conn = &self.store.conn;
+        let mut w = Writes::new(conn)?;
+        let tx = ImmediateTx::begin(conn)?;
+        for job in jobs {
+            w.upsert_job(job, Some(&self.owner))?;
+        }
+        for ev in events {
+            w.insert_event(ev)?;
+            if let Event::JobStarted { job, pid, .. } = ev {
+                w.record_leader(*job, &ProcId::of(*pid))?;
+            }
+        }
+        drop(w);
+        tx.commit()
+    }
+}

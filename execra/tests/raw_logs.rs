@@ -1,0 +1,254 @@
+//! Raw output logs: plain and gzipped files, reading them back, an
+//! unwritable log directory, retention.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use execra::store::Store;
+use execra::{
+    Command, Event, Job, JobId, JobState, Outcome, RawOutputPolicy, RetentionPolicy, Runtime,
+    Stream,
+};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn texts(rt: &Runtime, id: JobId) -> Vec<(Stream, String)> {
+    rt.output(id)
+        .expect("output")
+        .into_iter()
+        .map(|l| (l.stream, l.text))
+        .collect()
+}
+
+#[tokio::test]
+async fn log_dir_implies_persist_with_prefixed_lines() {
+    let dir = tmp();
+    let logs = dir.path().join("nested/logs");
+    let rt = Runtime::builder().log_dir(&logs).build().expect("build");
+    assert!(logs.is_dir(), "the log dir is created at build");
+    let h = rt
+        .spawn(Command::sh(
+            "echo out1; echo err1 >&2; printf 'draft\\rfinal\\n'",
+        ))
+        .expect("spawn");
+    let id = h.id();
+    assert!(h.await.is_success());
+
+    let text = fs::read_to_string(logs.join(format!("{id}.log"))).expect("log file");
+    assert!(text.contains("[stdout] out1\n"), "{text:?}");
+    assert!(text.contains("[stderr] err1\n"), "{text:?}");
+    // Redraws are provisional: only the line's final text is logged.
+    assert!(text.ends_with("[stdout] final\n") || text.contains("[stdout] final\n"));
+    assert!(!text.contains("draft"), "{text:?}");
+
+    let mut got = texts(&rt, id);
+    got.sort_by_key(|(s, t)| (s.as_str(), t.clone()));
+    assert_eq!(
+        got,
+        vec![
+            (Stream::Stderr, "err1".to_string()),
+            (Stream::Stdout, "final".to_string()),
+            (Stream::Stdout, "out1".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_big_log_is_complete_and_in_order() {
+    let dir = tmp();
+    let rt = Runtime::builder()
+        .log_dir(dir.path())
+        .raw_output(RawOutputPolicy::Persist)
+        .build()
+        .expect("build");
+    let h = rt
+        .spawn(Command::sh(
+            "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done",
+        ))
+        .expect("spawn");
+    let id = h.id();
+    assert!(h.await.is_success());
+    let lines = rt.output(id).expect("output");
+    assert_eq!(lines.len(), 20_000);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.text == format!("line{i}") && l.stream == Stream::Stdout));
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn gzip_on_finalize_replaces_the_plain_log() {
+    use std::io::Read;
+
+    let dir = tmp();
+    let rt = Runtime::builder()
+        .log_dir(dir.path())
+        .raw_output(RawOutputPolicy::PersistGzipOnFinalize)
+        .build()
+        .expect("build");
+    let h = rt
+        .spawn(Command::sh("echo zipped; echo also >&2"))
+        .expect("spawn");
+    let id = h.id();
+    assert!(h.await.is_success());
+    // Reading waits for a compression in progress.
+    let mut got = texts(&rt, id);
+    got.sort_by_key(|(s, t)| (s.as_str(), t.clone()));
+    assert_eq!(
+        got,
+        vec![
+            (Stream::Stderr, "also".to_string()),
+            (Stream::Stdout, "zipped".to_string()),
+        ]
+    );
+    let gz = dir.path().join(format!("{id}.log.gz"));
+    assert!(gz.is_file(), "gzipped log exists");
+    assert!(
+        !dir.path().join(format!("{id}.log")).exists(),
+        "plain log removed"
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(&gz).expect("open"))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(lines, vec!["[stderr] also", "[stdout] zipped"]);
+}
+
+#[tokio::test]
+async fn an_unwritable_log_dir_is_reported_and_the_job_still_runs() {
+    let dir = tmp();
+    let logs = dir.path().join("logs");
+    let rt = Runtime::builder().log_dir(&logs).build().expect("build");
+    // The directory turns into a file after build: nothing can be created
+    // in it (even as root).
+    fs::remove_dir(&logs).expect("rmdir");
+    fs::write(&logs, b"not a dir").expect("file");
+
+    let h = rt.spawn(Command::sh("echo still runs")).expect("spawn");
+    let id = h.id();
+    let mut events = h.subscribe();
+    let outcome = h.await;
+    assert!(outcome.is_success());
+    let mut warned = None;
+    while let Some(ev) = events.next().await {
+        if let Event::WarningDetected { code, message, .. } = ev {
+            warned = Some((code, message));
+        }
+    }
+    let (code, message) = warned.expect("a warning about the raw log");
+    assert_eq!(code.as_deref(), Some("execra.raw_log"));
+    assert!(message.contains(&id.to_string()), "{message}");
+    assert_eq!(rt.output(id).expect("output"), Vec::new());
+}
+
+#[tokio::test]
+async fn bad_log_dirs_at_build_are_clear_errors() {
+    let dir = tmp();
+    let file = dir.path().join("f");
+    fs::write(&file, b"x").expect("file");
+    let err = Runtime::builder()
+        .log_dir(&file)
+        .build()
+        .expect_err("a file is no log dir");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+
+    let err = Runtime::builder()
+        .raw_output(RawOutputPolicy::Persist)
+        .build()
+        .expect_err("persist needs a log dir");
+    assert!(err.to_string().contains("log_dir"), "{err}");
+}
+
+fn age(path: &Path, days: u64) {
+    let f = fs::File::options().write(true).open(path).expect("open");
+    f.set_modified(SystemTime::now() - Duration::from_secs(days * 24 * 3600))
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn old_raw_logs_are_pruned_but_pinned_ones_are_kept() {
+    let dir = tmp();
+    let logs = dir.path().join("logs");
+    let history = dir.path().join("h.db");
+    fs::create_dir_all(&logs).expect("mkdir");
+    let store = Store::open(&history).expect("store");
+    let seed = |tags: &[&str]| {
+        let spec = Command::new("true")
+            .tags(tags.iter().map(|t| t.to_string()))
+            .spec()
+            .clone();
+        let mut job = Job::queued(JobId::new(), spec);
+        job.state = JobState::Finalized;
+        job.outcome = Some(Outcome::Succeeded {
+            summary: None,
+            findings: Vec::new(),
+        });
+        store.upsert_job(&job).expect("job");
+        let path = logs.join(format!("{}.log", job.id));
+        fs::write(&path, "[stdout] old\n").expect("log");
+        age(&path, 10);
+        job.id
+    };
+    let plain = seed(&[]);
+    let pinned = seed(&["pinned"]);
+    let fresh = seed(&[]);
+    fs::File::options()
+        .write(true)
+        .open(logs.join(format!("{fresh}.log")))
+        .expect("open")
+        .set_modified(SystemTime::now())
+        .expect("mtime");
+    let unrelated = logs.join("notes.txt");
+    fs::write(&unrelated, "keep").expect("write");
+    age(&unrelated, 100);
+
+    let rt = Runtime::builder()
+        .history(&history)
+        .log_dir(&logs)
+        .build()
+        .expect("build");
+    assert!(
+        !logs.join(format!("{plain}.log")).exists(),
+        "old log pruned"
+    );
+    assert!(logs.join(format!("{pinned}.log")).exists(), "pinned kept");
+    assert!(logs.join(format!("{fresh}.log")).exists(), "fresh kept");
+    assert!(unrelated.exists(), "foreign files are not touched");
+    assert_eq!(
+        rt.output(pinned).expect("output")[0].text,
+        "old".to_string()
+    );
+
+    // On demand.
+    age(&logs.join(format!("{fresh}.log")), 8);
+    let report = tokio::task::spawn_blocking(move || rt.prune())
+        .await
+        .expect("join")
+        .expect("prune");
+    assert_eq!(report.raw_logs, 1);
+    assert!(!logs.join(format!("{fresh}.log")).exists());
+}
+
+#[tokio::test]
+async fn without_history_raw_logs_are_pruned_by_age() {
+    let dir = tmp();
+    let old = dir.path().join(format!("{}.log", JobId::new()));
+    fs::write(&old, "[stdout] x\n").expect("write");
+    age(&old, 3);
+    let rt = Runtime::builder()
+        .log_dir(dir.path())
+        .retention(RetentionPolicy {
+            keep_raw_for: Duration::from_secs(24 * 3600),
+            ..RetentionPolicy::default()
+        })
+        .build()
+        .expect("build");
+    assert!(!old.exists());
+    assert_eq!(rt.prune().expect("prune").raw_logs, 0);
+}
