@@ -97,7 +97,9 @@ pub fn ls(a: LsArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
         let verdict = style.verdict(j.state, j.outcome.as_ref());
         let pad = 22usize.saturating_sub(visible_len(&verdict));
         let started = j.started_at.map(timestamp).unwrap_or_else(|| "-".into());
-        let took = run_time(j, &events).map(duration).unwrap_or_else(|| "-".into());
+        let took = run_time(j, &events)
+            .map(duration)
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{}  {verdict}{}  {started:<19}  {took:>8}  {}",
@@ -153,7 +155,11 @@ pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
     if let Some(d) = run_time(&job, &events) {
         w(&mut out, "took", duration(d));
     }
-    w(&mut out, "state", style.verdict(job.state, job.outcome.as_ref()));
+    w(
+        &mut out,
+        "state",
+        style.verdict(job.state, job.outcome.as_ref()),
+    );
     if let Some(e) = job.exit {
         w(&mut out, "exit", e.to_string());
     }
@@ -163,7 +169,9 @@ pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
     let phases: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            Event::PhaseEntered { name, label, at, .. } => Some(format!(
+            Event::PhaseEntered {
+                name, label, at, ..
+            } => Some(format!(
                 "{} {}",
                 timestamp(*at),
                 label.clone().unwrap_or_else(|| name.clone())
@@ -181,7 +189,13 @@ pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
     if !findings.is_empty() {
         let _ = writeln!(out, "{}", style.dim("findings"));
         for f in findings {
-            let _ = writeln!(out, "  {} [{}] {}", style.severity(f.severity), f.code, f.message);
+            let _ = writeln!(
+                out,
+                "  {} [{}] {}",
+                style.severity(f.severity),
+                f.code,
+                f.message
+            );
         }
     }
     if a.events {
@@ -283,7 +297,10 @@ pub fn cancel(a: IdArg, paths: &Paths) -> Result<(), CliError> {
         )));
     };
     terminate_group(pid, job.started_at)?;
-    println!("sent SIGTERM to the process group of job {} (pid {pid})", job.id);
+    println!(
+        "sent SIGTERM to the process group of job {} (pid {pid})",
+        job.id
+    );
     Ok(())
 }
 
@@ -320,19 +337,25 @@ fn same_process(pid: u32, started: Option<SystemTime>) -> bool {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             return false;
         };
-        let Some(after) = stat.rsplit(')').next() else { return false };
+        let Some(after) = stat.rsplit(')').next() else {
+            return false;
+        };
         let fields: Vec<&str> = after.split_whitespace().collect();
         // Field 22 overall is index 19 after the command name.
         let Some(ticks) = fields.get(19).and_then(|f| f.parse::<u64>().ok()) else {
             return false;
         };
         let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("btime ")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
         });
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let (Some(btime), true) = (btime, hz > 0) else { return false };
+        let (Some(btime), true) = (btime, hz > 0) else {
+            return false;
+        };
         let start = SystemTime::UNIX_EPOCH
             + Duration::from_secs(btime)
             + Duration::from_secs_f64(ticks as f64 / hz as f64);

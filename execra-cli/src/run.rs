@@ -77,10 +77,8 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let outcome = handle.await;
     ui.finish();
     let exit = rt.job(id).and_then(|j| j.exit);
-    if !a.json {
-        if !outcome.is_success() {
-            eprintln!("execra: job {id} {}", outcome.message());
-        }
+    if !a.json && !outcome.is_success() {
+        eprintln!("execra: job {id} {}", outcome.message());
     }
     Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
 }
@@ -248,7 +246,9 @@ impl Ui {
                 }
             }
             Event::WarningDetected { message, .. } => self.note(&format!("warning: {message}")),
-            Event::PromptDetected { prompt, .. } => self.note(&format!("waiting for input: {prompt}")),
+            Event::PromptDetected { prompt, .. } => {
+                self.note(&format!("waiting for input: {prompt}"))
+            }
             _ => {}
         }
     }
@@ -267,7 +267,8 @@ fn bar_style() -> ProgressStyle {
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
+    ProgressStyle::with_template("{spinner} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 #[cfg(test)]
@@ -281,10 +282,22 @@ mod tests {
             summary: None,
             findings: vec![],
         };
-        assert_eq!(exit_code(&failed(FailureReason::NonZeroExit { code: 3 }), Some(3)), 3);
-        assert_eq!(exit_code(&failed(FailureReason::NonZeroExit { code: 300 }), None), 1);
-        assert_eq!(exit_code(&failed(FailureReason::Signal { signal: 9 }), None), 137);
-        assert_eq!(exit_code(&failed(FailureReason::Timeout), None), EXIT_TIMEOUT);
+        assert_eq!(
+            exit_code(&failed(FailureReason::NonZeroExit { code: 3 }), Some(3)),
+            3
+        );
+        assert_eq!(
+            exit_code(&failed(FailureReason::NonZeroExit { code: 300 }), None),
+            1
+        );
+        assert_eq!(
+            exit_code(&failed(FailureReason::Signal { signal: 9 }), None),
+            137
+        );
+        assert_eq!(
+            exit_code(&failed(FailureReason::Timeout), None),
+            EXIT_TIMEOUT
+        );
         assert_eq!(
             exit_code(&Outcome::Cancelled { findings: vec![] }, None),
             EXIT_CANCELLED

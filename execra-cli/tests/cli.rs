@@ -28,7 +28,14 @@ fn run_ls_show_logs_round_trip() {
     let out = execra(
         &db,
         &[
-            "run", "--label", "greeting", "--tag", "demo", "--", "sh", "-c",
+            "run",
+            "--label",
+            "greeting",
+            "--tag",
+            "demo",
+            "--",
+            "sh",
+            "-c",
             "echo hello; echo oops >&2; printf '50%%\\r100%%\\n'",
         ],
     );
@@ -42,14 +49,18 @@ fn run_ls_show_logs_round_trip() {
     assert!(ls.contains("greeting") && ls.contains("succeeded"), "{ls}");
 
     let json = execra(&db, &["ls", "--json", "--tag", "demo"]);
-    let job: execra::Job = serde_json::from_str(text(&json.stdout).lines().next().unwrap()).unwrap();
+    let job: execra::Job =
+        serde_json::from_str(text(&json.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(job.label.as_deref(), Some("greeting"));
     let prefix = &job.id.0.simple().to_string()[..8];
 
     let show = execra(&db, &["show", prefix, "--events"]);
     assert!(show.status.success(), "{}", text(&show.stderr));
     let show = text(&show.stdout);
-    assert!(show.contains("sh -c") && show.contains("finalized"), "{show}");
+    assert!(
+        show.contains("sh -c") && show.contains("finalized"),
+        "{show}"
+    );
 
     let logs = execra(&db, &["logs", prefix]);
     assert!(logs.status.success(), "{}", text(&logs.stderr));
@@ -61,15 +72,31 @@ fn run_ls_show_logs_round_trip() {
 fn exit_codes_are_distinct() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.sqlite");
-    assert_eq!(execra(&db, &["run", "--", "sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_eq!(
-        execra(&db, &["run", "--timeout", "200ms", "--", "sleep", "30"]).status.code(),
+        execra(&db, &["run", "--", "sh", "-c", "exit 7"])
+            .status
+            .code(),
+        Some(7)
+    );
+    assert_eq!(
+        execra(&db, &["run", "--timeout", "200ms", "--", "sleep", "30"])
+            .status
+            .code(),
         Some(124)
     );
     let missing = execra(&db, &["run", "--", "/no/such/program"]);
     assert_eq!(missing.status.code(), Some(127));
-    assert!(text(&missing.stderr).contains("not found"), "{}", text(&missing.stderr));
-    assert_eq!(execra(&db, &["run", "--", "sh", "-c", "kill -9 $$"]).status.code(), Some(137));
+    assert!(
+        text(&missing.stderr).contains("not found"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert_eq!(
+        execra(&db, &["run", "--", "sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
 }
 
 #[test]
@@ -99,7 +126,11 @@ fn ambiguous_prefix_is_an_error() {
     // UUID v7 ids made in the same second share their first digits.
     let amb = execra(&db, &["show", "0"]);
     assert_eq!(amb.status.code(), Some(1));
-    assert!(text(&amb.stderr).contains("ambiguous"), "{}", text(&amb.stderr));
+    assert!(
+        text(&amb.stderr).contains("ambiguous"),
+        "{}",
+        text(&amb.stderr)
+    );
 }
 
 #[test]
@@ -110,7 +141,10 @@ fn corrupt_history_is_a_clear_error() {
     let out = execra(&db, &["ls"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.starts_with("execra: ") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("execra: ") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,18 +178,36 @@ fn sigint_cancels_the_job_and_leaves_no_survivors() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap_or_default().trim().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "job never started");
+    while !pidfile.exists()
+        || std::fs::read_to_string(&pidfile)
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sleeper: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let sleeper: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let alive = || {
         std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false)
     };
     let start = Instant::now();
