@@ -219,3 +219,49 @@ fn sigint_cancels_the_job_and_leaves_no_survivors() {
     let job: execra::Job = serde_json::from_str(text(&ls.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(job.state, execra::JobState::Cancelled);
 }
+
+#[test]
+fn logs_follow_tails_a_job_running_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let gate = dir.path().join("gate");
+    let script = format!(
+        "echo first; while [ ! -e {} ]; do sleep 0.05; done; echo second",
+        gate.display()
+    );
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(&db)
+        .args(["run", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the job is in the history as running.
+    let start = Instant::now();
+    let id = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job never showed up"
+        );
+        let ls = execra(&db, &["ls", "--json", "--state", "running"]);
+        if let Some(line) = text(&ls.stdout).lines().next() {
+            let job: execra::Job = serde_json::from_str(line).unwrap();
+            break job.id.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let follower = Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(&db)
+        .args(["logs", "--follow", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&gate, b"go").unwrap();
+    assert!(runner.wait().unwrap().success());
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "first\nsecond\n");
+}

@@ -216,6 +216,14 @@ impl RawSink for FileSink {
         }
     }
 
+    fn flush(&mut self) {
+        if let Some(f) = &mut self.file {
+            if f.flush().is_err() {
+                self.file = None;
+            }
+        }
+    }
+
     fn finish(mut self: Box<Self>) {
         if let Some(mut f) = self.file.take() {
             let _ = f.flush();

@@ -506,6 +506,9 @@ impl Driver {
                 self.apply(ie);
             }
         }
+        if let Some(raw) = &mut self.raw {
+            raw.flush();
+        }
         self.flush();
     }
 

@@ -50,6 +50,9 @@ pub(crate) trait Recorder: Send + Sync + 'static {
 pub(crate) trait RawSink: Send {
     /// Append one line.
     fn line(&mut self, stream: Stream, text: &str);
+    /// The end of one read's worth of lines: make them visible to readers
+    /// (`execra logs --follow`).
+    fn flush(&mut self) {}
     /// The job ended: close (and compress, if configured).
     fn finish(self: Box<Self>);
 }
