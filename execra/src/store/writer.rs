@@ -13,7 +13,9 @@
 //! panics on a failed write.
 //!
 //! Reads use a second connection behind a mutex (WAL lets it read while the
-//! writer writes).
+//! writer writes). A query first waits for the writer to commit what was
+//! recorded before it (read-your-writes), so it may block the calling
+//! thread for about one commit.
 //!
 //! The writer thread also runs retention once an hour.
 
@@ -53,6 +55,8 @@ enum Msg {
         ack: oneshot::Sender<()>,
     },
     Flush(oneshot::Sender<()>),
+    /// A barrier for a blocking reader.
+    Sync(mpsc::Sender<()>),
     Prune(mpsc::Sender<Result<PruneReport, StoreError>>),
 }
 
@@ -154,6 +158,20 @@ impl HistoryRecorder {
         sent
     }
 
+    /// Wait (blocking, at most a few seconds) until what was recorded
+    /// before this call is committed, so a query sees the jobs this runtime
+    /// just spawned.
+    fn catch_up(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self
+            .tx
+            .as_ref()
+            .is_some_and(|t| t.send(Msg::Sync(tx)).is_ok())
+        {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, Error> {
         let store = self
             .reader
@@ -231,6 +249,7 @@ impl Recorder for HistoryRecorder {
             created_after: q.created_after,
             created_before: q.created_before,
         };
+        self.catch_up();
         self.read(|s| s.list_jobs(q.limit, &filter))
     }
 
@@ -288,6 +307,7 @@ struct Batch {
     index: HashMap<JobId, usize>,
     events: Vec<Event>,
     acks: Vec<oneshot::Sender<()>>,
+    syncs: Vec<mpsc::Sender<()>>,
     prunes: Vec<mpsc::Sender<Result<PruneReport, StoreError>>>,
 }
 
@@ -318,6 +338,7 @@ impl Batch {
                 self.acks.push(ack);
             }
             Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Sync(ack) => self.syncs.push(ack),
             Msg::Prune(reply) => self.prunes.push(reply),
         }
     }
@@ -357,6 +378,9 @@ impl WriterThread {
             }
             self.write(&batch);
             for ack in batch.acks {
+                let _ = ack.send(());
+            }
+            for ack in batch.syncs {
                 let _ = ack.send(());
             }
             for reply in batch.prunes {
