@@ -107,6 +107,13 @@ pub(crate) struct HistoryRecorder {
 /// Open the history configured for a runtime: migrate, finalize stranded
 /// jobs, prune, then start the writer thread.
 pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Recorder>>, Error> {
+    open_recorder_with(config, PRUNE_EVERY)
+}
+
+fn open_recorder_with(
+    config: &RuntimeConfig,
+    prune_every: Duration,
+) -> Result<Option<Arc<dyn Recorder>>, Error> {
     let Some(path) = &config.history else {
         return Ok(None);
     };
@@ -119,6 +126,7 @@ pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Rec
     let maintenance = Maintenance {
         retention: config.retention.clone(),
         log_dir: config.log_dir.clone(),
+        every: prune_every,
     };
     maintenance.run(&writer)?;
     let reader = Store::open(path)?;
@@ -278,6 +286,8 @@ impl Recorder for HistoryRecorder {
 struct Maintenance {
     retention: RetentionPolicy,
     log_dir: Option<PathBuf>,
+    /// How often to run while the runtime lives.
+    every: Duration,
 }
 
 impl Maintenance {
@@ -350,7 +360,8 @@ impl Batch {
 
 impl WriterThread {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        let mut next_prune = Instant::now() + PRUNE_EVERY;
+        let every = self.maintenance.every;
+        let mut next_prune = Instant::now() + every;
         loop {
             let wait = next_prune.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -359,7 +370,7 @@ impl WriterThread {
                     if let Err(e) = self.maintenance.run(&self.store) {
                         self.failures.note(&e);
                     }
-                    next_prune = Instant::now() + PRUNE_EVERY;
+                    next_prune = Instant::now() + every;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -386,7 +397,7 @@ impl WriterThread {
             for reply in batch.prunes {
                 let r = self.maintenance.run(&self.store);
                 let _ = reply.send(r);
-                next_prune = Instant::now() + PRUNE_EVERY;
+                next_prune = Instant::now() + every;
             }
         }
     }
@@ -441,5 +452,51 @@ impl WriterThread {
         }
         drop(w);
         tx.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::job::JobState;
+    use crate::outcome::Outcome;
+    use crate::progress::Progress;
+
+    #[test]
+    fn retention_runs_periodically_while_the_runtime_lives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.db");
+        let config = RuntimeConfig {
+            history: Some(path.clone()),
+            ..RuntimeConfig::default()
+        };
+        let recorder = open_recorder_with(&config, Duration::from_millis(20))
+            .expect("open")
+            .expect("some");
+        // Old rows arrive after the build-time pass.
+        let old = SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
+        let store = Store::open(&path).expect("store");
+        let mut job = Job::queued(JobId::new(), crate::Command::new("x").spec().clone());
+        job.created_at = old;
+        job.state = JobState::Finalized;
+        job.outcome = Some(Outcome::Cancelled {
+            findings: Vec::new(),
+        });
+        store.upsert_job(&job).expect("job");
+        store
+            .insert_event(&Event::ProgressUpdated {
+                job: job.id,
+                progress: Progress::fraction(0.3),
+                at: old,
+            })
+            .expect("event");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store.list_events(job.id, 10).expect("events").is_empty() {
+            assert!(Instant::now() < deadline, "never pruned");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(recorder.load_job(job.id).expect("load").is_some());
     }
 }
