@@ -14,8 +14,8 @@
 //!
 //! Reads use a second connection behind a mutex (WAL lets it read while the
 //! writer writes). A query first waits for the writer to commit what was
-//! recorded before it (read-your-writes), so it may block the calling
-//! thread for about one commit.
+//! recorded before it (read-your-writes, best effort: at most 1 s), so it
+//! may block the calling thread for about one commit.
 //!
 //! The writer thread also runs retention once an hour.
 
@@ -39,6 +39,9 @@ use crate::runtime::{Error, JobsQuery, RetentionPolicy, RuntimeConfig};
 
 /// How often the writer thread prunes while the runtime lives.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The longest a query waits for the writer to catch up.
+const CATCH_UP: Duration = Duration::from_secs(1);
 
 /// At most this many messages go into one transaction (so acknowledgements
 /// never wait behind an unbounded backlog).
