@@ -169,9 +169,9 @@ impl HistoryRecorder {
         sent
     }
 
-    /// Wait (blocking, at most a few seconds) until what was recorded
-    /// before this call is committed, so a query sees the jobs this runtime
-    /// just spawned.
+    /// Wait (blocking, at most [`CATCH_UP`]) until what was recorded before
+    /// this call is committed, so a query sees the jobs this runtime just
+    /// spawned. Best effort: behind a large backlog the query runs anyway.
     fn catch_up(&self) {
         let (tx, rx) = mpsc::channel();
         if self
@@ -179,7 +179,7 @@ impl HistoryRecorder {
             .as_ref()
             .is_some_and(|t| t.send(Msg::Sync(tx)).is_ok())
         {
-            let _ = rx.recv_timeout(Duration::from_secs(5));
+            let _ = rx.recv_timeout(CATCH_UP);
         }
     }
 
