@@ -140,6 +140,7 @@ fn open_recorder_with(
     let thread = std::thread::Builder::new()
         .name("execra-history".to_string())
         .spawn(move || {
+            lower_priority();
             let owner_id = owner.id;
             WriterThread {
                 store: writer,
@@ -156,6 +157,20 @@ fn open_recorder_with(
         reader: Mutex::new(reader),
         failures,
     })))
+}
+
+/// Let the async worker threads preempt the writer when CPUs are scarce:
+/// the writer has slack (it batches), timers on the workers do not.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid/setpriority on the calling thread only; failure
+        // leaves the priority unchanged.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        }
+    }
 }
 
 impl HistoryRecorder {
