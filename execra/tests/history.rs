@@ -689,3 +689,71 @@ async fn a_full_disk_is_reported_not_a_panic() {
             .unwrap_or("")
     );
 }
+
+/// Not a benchmark harness, a quick probe: `cargo test --release -p execra
+/// --test history -- --ignored --nocapture history_throughput_probe`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn history_throughput_probe() {
+    let dir = tmp();
+    let path = dir.path().join("h.db");
+    probe("no history", &Runtime::new(), None).await;
+    probe("history", &history_rt(&path), Some(&path)).await;
+}
+
+async fn probe(name: &str, rt: &Runtime, path: Option<&Path>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut late = Vec::new();
+            let mut iv = tokio::time::interval(Duration::from_millis(1));
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut expected = tokio::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = iv.tick().await;
+                let now = tokio::time::Instant::now();
+                late.push(now.saturating_duration_since(t.max(expected)));
+                expected = now + Duration::from_millis(1);
+            }
+            late.sort();
+            late
+        })
+    };
+    let start = Instant::now();
+    let h = rt
+        .spawn(Command::sh("seq 1 100000").interpreter(Chatty))
+        .expect("spawn");
+    let id = h.id();
+    h.await;
+    let elapsed = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let late = ticker.await.expect("ticker");
+    let rows = match path {
+        Some(p) => Store::open(p)
+            .expect("open")
+            .list_events(id, usize::MAX)
+            .expect("events")
+            .len(),
+        None => 100_004,
+    };
+    let p99 = late[late.len() * 99 / 100];
+    println!(
+        "{name}: rows {rows} in {elapsed:?}: {:.0} rows/s; tick lateness p99 {p99:?}, max {:?}",
+        rows as f64 / elapsed.as_secs_f64(),
+        late.last()
+    );
+}
+
+#[tokio::test]
+async fn a_query_sees_a_job_spawned_just_before() {
+    let dir = tmp();
+    let rt = history_rt(&dir.path().join("h.db"));
+    let h = rt
+        .spawn(Command::new("sleep").arg("30").tag("fresh"))
+        .expect("spawn");
+    let found = rt.jobs().with_tag("fresh").run(&rt).expect("query");
+    assert_eq!(found.iter().map(|j| j.id).collect::<Vec<_>>(), vec![h.id()]);
+    h.cancel().expect("cancel");
+    h.await;
+}

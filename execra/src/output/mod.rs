@@ -8,10 +8,10 @@
 //! reads decodes correctly.
 //!
 //! `rawlog` writes, reads back and prunes the raw output logs of
-//! [`RawOutputPolicy::Persist`](crate::RawOutputPolicy::Persist).
+//! [`RawOutputPolicy::Persist`].
 //!
 //! [`OutputRing`] is the bounded in-memory tail behind
-//! [`RawOutputPolicy::MemoryOnly`](crate::RawOutputPolicy::MemoryOnly).
+//! [`RawOutputPolicy::MemoryOnly`].
 
 mod rawlog;
 mod ring;

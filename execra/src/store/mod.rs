@@ -38,6 +38,31 @@
 //! committed (at most the last few milliseconds of a running job's
 //! progress) is lost and the job is finalized as stranded by the next
 //! runtime (see [`Store::resurrect_stranded_jobs`]).
+//!
+//! A background write that fails (disk full, file locked by another process
+//! for more than 5 s) is retried once; if it fails again it is counted and
+//! reported by the next [`Runtime::flush`](crate::Runtime::flush) as
+//! [`StoreError::WriteFailed`], and the batch's terminal writes (final
+//! snapshots, `finalized` events) are tried once more on their own. The job
+//! itself is never held up or failed by its history.
+//!
+//! # Retention
+//!
+//! [`RetentionPolicy`] is enforced when a runtime with history is built,
+//! hourly while it lives, and on [`Runtime::prune`](crate::Runtime::prune):
+//! events and findings older than `keep_events_for` and raw logs older than
+//! `keep_raw_for` are deleted, except for jobs tagged `pinned_tag` and jobs
+//! not finished yet. **Job rows are kept**: they are small, and a job id an
+//! application stored keeps resolving to its label, state, exit and
+//! outcome.
+//!
+//! # Several runtimes, several processes
+//!
+//! Any number of runtimes and [`Store`]s (in one or several processes) may
+//! use one file: WAL lets readers read while one writer writes, and writers
+//! wait up to 5 s for each other. Each job row records which runtime (and
+//! host process, with its start time) owns it, so a runtime opening the file
+//! only finalizes jobs whose owner is gone, never those of a live neighbour.
 
 mod proc;
 mod schema;

@@ -13,7 +13,9 @@
 //! panics on a failed write.
 //!
 //! Reads use a second connection behind a mutex (WAL lets it read while the
-//! writer writes).
+//! writer writes). A query first waits for the writer to commit what was
+//! recorded before it (read-your-writes, best effort: at most 1 s), so it
+//! may block the calling thread for about one commit.
 //!
 //! The writer thread also runs retention once an hour.
 
@@ -38,6 +40,9 @@ use crate::runtime::{Error, JobsQuery, RetentionPolicy, RuntimeConfig};
 /// How often the writer thread prunes while the runtime lives.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The longest a query waits for the writer to catch up.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
 /// At most this many messages go into one transaction (so acknowledgements
 /// never wait behind an unbounded backlog).
 const MAX_BATCH: usize = 20_000;
@@ -53,6 +58,8 @@ enum Msg {
         ack: oneshot::Sender<()>,
     },
     Flush(oneshot::Sender<()>),
+    /// A barrier for a blocking reader.
+    Sync(mpsc::Sender<()>),
     Prune(mpsc::Sender<Result<PruneReport, StoreError>>),
 }
 
@@ -103,6 +110,13 @@ pub(crate) struct HistoryRecorder {
 /// Open the history configured for a runtime: migrate, finalize stranded
 /// jobs, prune, then start the writer thread.
 pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Recorder>>, Error> {
+    open_recorder_with(config, PRUNE_EVERY)
+}
+
+fn open_recorder_with(
+    config: &RuntimeConfig,
+    prune_every: Duration,
+) -> Result<Option<Arc<dyn Recorder>>, Error> {
     let Some(path) = &config.history else {
         return Ok(None);
     };
@@ -115,6 +129,7 @@ pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Rec
     let maintenance = Maintenance {
         retention: config.retention.clone(),
         log_dir: config.log_dir.clone(),
+        every: prune_every,
     };
     maintenance.run(&writer)?;
     let reader = Store::open(path)?;
@@ -125,6 +140,7 @@ pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Rec
     let thread = std::thread::Builder::new()
         .name("execra-history".to_string())
         .spawn(move || {
+            lower_priority();
             let owner_id = owner.id;
             WriterThread {
                 store: writer,
@@ -143,6 +159,20 @@ pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Rec
     })))
 }
 
+/// Let the async worker threads preempt the writer when CPUs are scarce:
+/// the writer has slack (it batches), timers on the workers do not.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid/setpriority on the calling thread only; failure
+        // leaves the priority unchanged.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        }
+    }
+}
+
 impl HistoryRecorder {
     fn send(&self, msg: Msg) -> bool {
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
@@ -152,6 +182,20 @@ impl HistoryRecorder {
             )));
         }
         sent
+    }
+
+    /// Wait (blocking, at most [`CATCH_UP`]) until what was recorded before
+    /// this call is committed, so a query sees the jobs this runtime just
+    /// spawned. Best effort: behind a large backlog the query runs anyway.
+    fn catch_up(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self
+            .tx
+            .as_ref()
+            .is_some_and(|t| t.send(Msg::Sync(tx)).is_ok())
+        {
+            let _ = rx.recv_timeout(CATCH_UP);
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, Error> {
@@ -231,6 +275,7 @@ impl Recorder for HistoryRecorder {
             created_after: q.created_after,
             created_before: q.created_before,
         };
+        self.catch_up();
         self.read(|s| s.list_jobs(q.limit, &filter))
     }
 
@@ -259,6 +304,8 @@ impl Recorder for HistoryRecorder {
 struct Maintenance {
     retention: RetentionPolicy,
     log_dir: Option<PathBuf>,
+    /// How often to run while the runtime lives.
+    every: Duration,
 }
 
 impl Maintenance {
@@ -288,6 +335,7 @@ struct Batch {
     index: HashMap<JobId, usize>,
     events: Vec<Event>,
     acks: Vec<oneshot::Sender<()>>,
+    syncs: Vec<mpsc::Sender<()>>,
     prunes: Vec<mpsc::Sender<Result<PruneReport, StoreError>>>,
 }
 
@@ -318,6 +366,7 @@ impl Batch {
                 self.acks.push(ack);
             }
             Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Sync(ack) => self.syncs.push(ack),
             Msg::Prune(reply) => self.prunes.push(reply),
         }
     }
@@ -329,7 +378,8 @@ impl Batch {
 
 impl WriterThread {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        let mut next_prune = Instant::now() + PRUNE_EVERY;
+        let every = self.maintenance.every;
+        let mut next_prune = Instant::now() + every;
         loop {
             let wait = next_prune.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -338,7 +388,7 @@ impl WriterThread {
                     if let Err(e) = self.maintenance.run(&self.store) {
                         self.failures.note(&e);
                     }
-                    next_prune = Instant::now() + PRUNE_EVERY;
+                    next_prune = Instant::now() + every;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -359,10 +409,13 @@ impl WriterThread {
             for ack in batch.acks {
                 let _ = ack.send(());
             }
+            for ack in batch.syncs {
+                let _ = ack.send(());
+            }
             for reply in batch.prunes {
                 let r = self.maintenance.run(&self.store);
                 let _ = reply.send(r);
-                next_prune = Instant::now() + PRUNE_EVERY;
+                next_prune = Instant::now() + every;
             }
         }
     }
@@ -417,5 +470,51 @@ impl WriterThread {
         }
         drop(w);
         tx.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::job::JobState;
+    use crate::outcome::Outcome;
+    use crate::progress::Progress;
+
+    #[test]
+    fn retention_runs_periodically_while_the_runtime_lives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.db");
+        let config = RuntimeConfig {
+            history: Some(path.clone()),
+            ..RuntimeConfig::default()
+        };
+        let recorder = open_recorder_with(&config, Duration::from_millis(20))
+            .expect("open")
+            .expect("some");
+        // Old rows arrive after the build-time pass.
+        let old = SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
+        let store = Store::open(&path).expect("store");
+        let mut job = Job::queued(JobId::new(), crate::Command::new("x").spec().clone());
+        job.created_at = old;
+        job.state = JobState::Finalized;
+        job.outcome = Some(Outcome::Cancelled {
+            findings: Vec::new(),
+        });
+        store.upsert_job(&job).expect("job");
+        store
+            .insert_event(&Event::ProgressUpdated {
+                job: job.id,
+                progress: Progress::fraction(0.3),
+                at: old,
+            })
+            .expect("event");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store.list_events(job.id, 10).expect("events").is_empty() {
+            assert!(Instant::now() < deadline, "never pruned");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(recorder.load_job(job.id).expect("load").is_some());
     }
 }
