@@ -197,12 +197,16 @@ impl Command {
 
     /// `powershell -NoProfile -Command script`.
     pub fn powershell(script: impl Into<String>) -> Self {
-        Command::new("powershell").args(["-NoProfile", "-Command"]).arg(script)
+        Command::new("powershell")
+            .args(["-NoProfile", "-Command"])
+            .arg(script)
     }
 
     /// `pwsh -NoProfile -Command script`.
     pub fn pwsh(script: impl Into<String>) -> Self {
-        Command::new("pwsh").args(["-NoProfile", "-Command"]).arg(script)
+        Command::new("pwsh")
+            .args(["-NoProfile", "-Command"])
+            .arg(script)
     }
 
     /// Append one argument.

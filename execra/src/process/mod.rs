@@ -80,7 +80,9 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
     cmd.kill_on_drop(false);
     ProcessTree::configure(&mut cmd, spec.hide_window);
 
-    let child = cmd.spawn().map_err(|e| describe_spawn_error(&spec.program, e))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| describe_spawn_error(&spec.program, e))?;
     let pid = child.id().unwrap_or(0);
     let tree = ProcessTree::attach(&child)?;
     Ok(Spawned { child, tree, pid })

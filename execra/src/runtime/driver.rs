@@ -167,7 +167,9 @@ pub(crate) async fn run(
     };
     let tree = Arc::new(spawned.tree);
     guard.tree = Some(Arc::clone(&tree));
-    let outcome = job.supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx).await;
+    let outcome = job
+        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
+        .await;
     // The job owns its tree: nothing of it outlives the job.
     tree.kill();
     job.finish(outcome).await;
@@ -315,7 +317,9 @@ impl Driver {
 
         if *cancel_rx.borrow_and_update() {
             self.begin_stop(Stop::Cancel, tree);
-            kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
+            kill_sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + grace);
             kill_armed = true;
         }
 
@@ -476,13 +480,16 @@ impl Driver {
             }
             let interpreted = if self.interpreter.is_some() {
                 let line = Line { stream, text, at };
-                let evs = self.call_interpreter(|i, ctx| {
-                    if redraw {
-                        i.on_redraw(ctx, &line)
-                    } else {
-                        i.on_line(ctx, &line)
-                    }
-                }, Some(&line.text));
+                let evs = self.call_interpreter(
+                    |i, ctx| {
+                        if redraw {
+                            i.on_redraw(ctx, &line)
+                        } else {
+                            i.on_line(ctx, &line)
+                        }
+                    },
+                    Some(&line.text),
+                );
                 text = line.text;
                 evs
             } else {
@@ -529,7 +536,9 @@ impl Driver {
                 self.batch.push(Event::InterpreterError {
                     job: self.id,
                     interpreter: self.interpreter_name.clone(),
-                    error: format!("interpreter panicked: {msg}; it is disabled for the rest of this job"),
+                    error: format!(
+                        "interpreter panicked: {msg}; it is disabled for the rest of this job"
+                    ),
                     line: line.map(str::to_string),
                     at: SystemTime::now(),
                 });
@@ -617,7 +626,8 @@ impl Driver {
             InterpreterEvent::Progress { progress } => {
                 let progress = progress.sanitized();
                 self.set_state(|j| j.progress = progress.clone());
-                self.batch.push(Event::ProgressUpdated { job, progress, at });
+                self.batch
+                    .push(Event::ProgressUpdated { job, progress, at });
             }
             InterpreterEvent::Label { text } => {
                 self.set_state(|j| j.label = Some(text.clone()));

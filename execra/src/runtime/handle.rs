@@ -25,7 +25,9 @@ pub struct JobHandle {
 
 impl std::fmt::Debug for JobHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobHandle").field("id", &self.entry.id).finish()
+        f.debug_struct("JobHandle")
+            .field("id", &self.entry.id)
+            .finish()
     }
 }
 

@@ -62,7 +62,9 @@ impl JobsQuery {
 
     /// `true` if `job` passes the filters.
     pub fn matches(&self, job: &Job) -> bool {
-        self.tag.as_ref().is_none_or(|t| job.command.tags.contains(t))
+        self.tag
+            .as_ref()
+            .is_none_or(|t| job.command.tags.contains(t))
             && self.state.is_none_or(|s| job.state == s)
             && self.created_after.is_none_or(|a| job.created_at > a)
             && self.created_before.is_none_or(|b| job.created_at < b)
