@@ -230,39 +230,45 @@ pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Tail a running job's plain log until the job ends.
+/// Tail a running job's plain log until the job ends, then print whatever
+/// the final (possibly gzipped) log has beyond what was shown.
 async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError> {
     let path = paths.logs.join(format!("{id}.log"));
     let mut pos = 0u64;
+    let mut shown = 0usize;
     let mut pending = String::new();
     loop {
         let done = store
             .load_job(id)?
             .map(|j| j.state.is_terminal())
             .unwrap_or(true);
+        if done {
+            break;
+        }
         if let Ok(mut f) = std::fs::File::open(&path) {
-            if f.seek(SeekFrom::Start(pos)).is_ok() {
-                let mut buf = Vec::new();
-                if let Ok(n) = f.read_to_end(&mut buf) {
-                    pos += n as u64;
-                    pending.push_str(&String::from_utf8_lossy(&buf));
-                    while let Some(i) = pending.find('\n') {
-                        let line: String = pending.drain(..=i).collect();
-                        let line = line.trim_end_matches('\n');
-                        match line.split_once("] ") {
-                            Some(("[stderr", t)) => print_line(Stream::Stderr, t),
-                            Some(("[stdout", t)) => print_line(Stream::Stdout, t),
-                            _ => print_line(Stream::Stdout, line),
-                        }
+            let mut buf = Vec::new();
+            if f.seek(SeekFrom::Start(pos)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+                pos += buf.len() as u64;
+                pending.push_str(&String::from_utf8_lossy(&buf));
+                while let Some(i) = pending.find('\n') {
+                    let line: String = pending.drain(..=i).collect();
+                    let line = line.trim_end_matches('\n');
+                    match line.split_once("] ") {
+                        Some(("[stderr", t)) => print_line(Stream::Stderr, t),
+                        Some(("[stdout", t)) => print_line(Stream::Stdout, t),
+                        _ => print_line(Stream::Stdout, line),
                     }
+                    shown += 1;
                 }
             }
         }
-        if done {
-            return Ok(());
-        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let rt = open_runtime(paths)?;
+    for line in rt.output(id)?.into_iter().skip(shown) {
+        print_line(line.stream, &line.text);
+    }
+    Ok(())
 }
 
 pub fn prune(paths: &Paths) -> Result<(), CliError> {
