@@ -201,27 +201,34 @@ struct FileSink {
 }
 
 impl RawSink for FileSink {
-    fn line(&mut self, stream: Stream, text: &str) {
-        let Some(f) = &mut self.file else { return };
+    fn line(&mut self, stream: Stream, text: &str) -> io::Result<()> {
+        let Some(f) = &mut self.file else {
+            return Ok(());
+        };
         let prefix = match stream {
             Stream::Stdout => STDOUT_PREFIX,
             Stream::Stderr => STDERR_PREFIX,
         };
-        let ok = f.write_all(prefix.as_bytes()).is_ok()
-            && f.write_all(text.as_bytes()).is_ok()
-            && f.write_all(b"\n").is_ok();
-        if !ok {
-            // Disk full or similar: stop logging this job.
+        let res = f
+            .write_all(prefix.as_bytes())
+            .and_then(|_| f.write_all(text.as_bytes()))
+            .and_then(|_| f.write_all(b"\n"));
+        if res.is_err() {
+            // Disk full or similar: stop logging this job (the caller reports it).
             self.file = None;
         }
+        res
     }
 
-    fn flush(&mut self) {
-        if let Some(f) = &mut self.file {
-            if f.flush().is_err() {
-                self.file = None;
-            }
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(f) = &mut self.file else {
+            return Ok(());
+        };
+        let res = f.flush();
+        if res.is_err() {
+            self.file = None;
         }
+        res
     }
 
     fn finish(mut self: Box<Self>) {

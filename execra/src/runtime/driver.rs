@@ -453,6 +453,20 @@ impl Driver {
         }
     }
 
+    /// Writing the raw log failed (disk full…): say so once and stop logging;
+    /// the job itself carries on.
+    fn raw_log_failed(&mut self, e: std::io::Error) {
+        if let Some(raw) = self.raw.take() {
+            raw.finish();
+        }
+        self.batch.push(Event::WarningDetected {
+            job: self.id,
+            code: Some("execra.raw_log".to_string()),
+            message: format!("raw output log write failed, the rest is not logged: {e}"),
+            at: SystemTime::now(),
+        });
+    }
+
     /// Turn decoded segments of one stream into events (and interpreter
     /// calls), then send the batch.
     fn handle(&mut self, stream: Stream, segs: &mut Vec<crate::output::Segment>) {
@@ -468,7 +482,9 @@ impl Driver {
             let redraw = seg.kind == SegmentKind::Redraw;
             if !redraw {
                 if let Some(raw) = &mut self.raw {
-                    raw.line(stream, &text);
+                    if let Err(e) = raw.line(stream, &text) {
+                        self.raw_log_failed(e);
+                    }
                 }
                 if let Some(ring) = &self.entry.ring {
                     lock(ring).push(OutputLine {
@@ -507,7 +523,9 @@ impl Driver {
             }
         }
         if let Some(raw) = &mut self.raw {
-            raw.flush();
+            if let Err(e) = raw.flush() {
+                self.raw_log_failed(e);
+            }
         }
         self.flush();
     }

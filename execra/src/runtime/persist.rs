@@ -48,11 +48,13 @@ pub(crate) trait Recorder: Send + Sync + 'static {
 
 /// One job's raw output log being written.
 pub(crate) trait RawSink: Send {
-    /// Append one line.
-    fn line(&mut self, stream: Stream, text: &str);
+    /// Append one line. After an error the sink writes nothing more.
+    fn line(&mut self, stream: Stream, text: &str) -> io::Result<()>;
     /// The end of one read's worth of lines: make them visible to readers
     /// (`execra logs --follow`).
-    fn flush(&mut self) {}
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// The job ended: close (and compress, if configured).
     fn finish(self: Box<Self>);
 }
