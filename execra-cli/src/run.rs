@@ -59,18 +59,17 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let mut events = handle.subscribe();
     let mut ui = Ui::new(a.json);
     let mut cancelled = false;
+    let mut stop = stop_signals();
     loop {
         tokio::select! {
             ev = events.next() => match ev {
                 Some(ev) => ui.event(&ev),
                 None => break,
             },
-            r = tokio::signal::ctrl_c(), if !cancelled => {
-                if r.is_ok() {
-                    cancelled = true;
-                    ui.note("cancelling (Ctrl-C again waits for the same)…");
-                    rt.cancel(id)?;
-                }
+            _ = stop.recv(), if !cancelled => {
+                cancelled = true;
+                ui.note("cancelling: stopping the job's whole process tree…");
+                rt.cancel(id)?;
             }
         }
     }
@@ -81,6 +80,39 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
         eprintln!("execra: job {id} {}", outcome.message());
     }
     Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
+}
+
+/// Ctrl-C, and on Unix also SIGTERM and SIGHUP (terminal closed): each
+/// cancels the job the runtime's way instead of killing this process and
+/// orphaning the job.
+fn stop_signals() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctrl_c = tx.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if ctrl_c.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        for kind in [SignalKind::terminate(), SignalKind::hangup()] {
+            if let Ok(mut sig) = signal(kind) {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while sig.recv().await.is_some() {
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(tx);
+    rx
 }
 
 /// The CLI's exit code for a job's verdict.

@@ -165,6 +165,17 @@ fn json_lines_parse_back_into_events() {
 #[cfg(target_os = "linux")]
 #[test]
 fn sigint_cancels_the_job_and_leaves_no_survivors() {
+    stop_signal_cancels(libc::SIGINT);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigterm_to_the_cli_cancels_the_job_too() {
+    stop_signal_cancels(libc::SIGTERM);
+}
+
+#[cfg(target_os = "linux")]
+fn stop_signal_cancels(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.sqlite");
     let pidfile = dir.path().join("pid");
@@ -196,7 +207,7 @@ fn sigint_cancels_the_job_and_leaves_no_survivors() {
         .parse()
         .unwrap();
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let alive = || {
