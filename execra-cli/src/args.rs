@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "execra", version, about)]
 pub struct Cli {
-    /// History database (default: <data dir>/execra/history.sqlite).
+    /// History database (default: `<data dir>/execra/history.sqlite`).
     #[arg(long, global = true, env = "EXECRA_DB")]
     pub db: Option<PathBuf>,
     /// Never use colours (also when NO_COLOR is set or output is not a terminal).
