@@ -33,7 +33,7 @@ use crate::output::{LineSplitter, OutputLine, SegmentKind};
 use crate::phase::{Phase, PhaseId};
 use crate::process::{self, ProcessTree};
 
-use super::log::{lock, RingLimits};
+use super::log::{lock, Item, OutLine, RingLimits};
 use super::persist::RawSink;
 use super::registry::{JobEntry, StdinMsg};
 use super::{Inner, RawOutputPolicy};
@@ -46,18 +46,25 @@ const FINISHED_LOG_LIMITS: RingLimits = RingLimits {
     bytes: 1024 * 1024,
 };
 
-/// Append events to the job's log, the all-jobs bus and history.
-pub(crate) fn publish(inner: &Inner, entry: &JobEntry, job: &Job, events: Vec<Event>) {
-    if events.is_empty() {
+/// Append items to the job's log, the all-jobs bus and history (which gets
+/// the structural events with the snapshot `job()` after them).
+pub(crate) fn publish(
+    inner: &Inner,
+    entry: &JobEntry,
+    job: impl FnOnce() -> Job,
+    items: Vec<Item>,
+) {
+    if items.is_empty() {
         return;
     }
     if let Some(h) = &inner.history {
-        if events.iter().any(|e| !e.is_output()) {
-            h.record(job, &events);
+        let structural: Vec<Event> = items.iter().filter_map(Item::structural).cloned().collect();
+        if !structural.is_empty() {
+            h.record(&job(), &structural);
         }
     }
-    inner.bus.publish(&events);
-    entry.log.append(events);
+    inner.bus.publish(entry.id, &items);
+    entry.log.append(items);
 }
 
 /// Why the job is being stopped.
@@ -103,11 +110,7 @@ impl Drop for Guard {
             outcome: outcome.clone(),
             at: SystemTime::now(),
         };
-        if let Some(h) = &self.inner.history {
-            h.record(&job, std::slice::from_ref(&ev));
-        }
-        self.inner.bus.publish(std::slice::from_ref(&ev));
-        self.entry.log.append([ev]);
+        publish(&self.inner, &self.entry, || job, vec![Item::event(ev)]);
         *lock(&self.entry.stdin) = None;
         self.entry.done.send_replace(Some(outcome));
         let keep = self.inner.config.max_finished_jobs;
@@ -189,7 +192,7 @@ struct Driver {
     summary: Option<String>,
     known_error: Option<(String, String)>,
     started: Instant,
-    batch: Vec<Event>,
+    batch: Vec<Item>,
     raw: Option<Box<dyn RawSink>>,
     stopped: Option<Stop>,
 }
@@ -220,7 +223,7 @@ impl Driver {
     }
 
     fn push(&mut self, ev: Event) {
-        self.batch.push(ev);
+        self.batch.push(Item::event(ev));
     }
 
     /// Send the pending batch out.
@@ -228,15 +231,10 @@ impl Driver {
         if self.batch.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.batch);
-        let needs_snapshot = self.inner.history.is_some() && events.iter().any(|e| !e.is_output());
-        if needs_snapshot {
-            let job = self.entry.snapshot();
-            publish(&self.inner, &self.entry, &job, events);
-        } else {
-            self.inner.bus.publish(&events);
-            self.entry.log.append(events);
-        }
+        let keep = self.batch.len();
+        let items = std::mem::replace(&mut self.batch, Vec::with_capacity(keep));
+        let entry = &self.entry;
+        publish(&self.inner, entry, || entry.snapshot(), items);
     }
 
     fn set_state(&self, f: impl FnOnce(&mut Job)) {
@@ -324,6 +322,7 @@ impl Driver {
         }
 
         while stdout.is_some() || stderr.is_some() || exit.is_none() {
+            let mut read_data = false;
             tokio::select! {
                 r = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
                     match r {
@@ -335,6 +334,7 @@ impl Driver {
                         idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle_delay);
                         idle_armed = true;
                     }
+                    read_data = true;
                 }
                 r = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
                     match r {
@@ -346,6 +346,7 @@ impl Driver {
                         idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle_delay);
                         idle_armed = true;
                     }
+                    read_data = true;
                 }
                 status = child.wait(), if exit.is_none() => {
                     exit = Some(match status {
@@ -392,6 +393,13 @@ impl Driver {
                     stdout = None;
                     stderr = None;
                 }
+            }
+            if read_data {
+                // Let subscribers woken on this worker run before the next
+                // read: tokio keeps a freshly woken task in this worker's
+                // LIFO slot, where no other worker can steal it, for as long
+                // as the pipe has data.
+                tokio::task::yield_now().await;
             }
         }
         *lock(&self.entry.stdin) = None;
@@ -459,7 +467,7 @@ impl Driver {
         if let Some(raw) = self.raw.take() {
             raw.finish();
         }
-        self.batch.push(Event::WarningDetected {
+        self.push(Event::WarningDetected {
             job: self.id,
             code: Some("execra.raw_log".to_string()),
             message: format!("raw output log write failed, the rest is not logged: {e}"),
@@ -511,13 +519,12 @@ impl Driver {
             } else {
                 Vec::new()
             };
-            self.batch.push(Event::OutputAppended {
-                job: self.id,
+            self.batch.push(Item::Out(OutLine {
                 stream,
                 line: text,
                 redraw,
                 at,
-            });
+            }));
             for ie in interpreted {
                 self.apply(ie);
             }
@@ -551,7 +558,7 @@ impl Driver {
             Err(payload) => {
                 let msg = panic_message(payload.as_ref());
                 self.interpreter = None;
-                self.batch.push(Event::InterpreterError {
+                self.push(Event::InterpreterError {
                     job: self.id,
                     interpreter: self.interpreter_name.clone(),
                     error: format!(
@@ -572,7 +579,7 @@ impl Driver {
         }
         // Close phases still open, innermost first.
         while let Some(p) = self.phases.pop() {
-            self.batch.push(Event::PhaseExited {
+            self.push(Event::PhaseExited {
                 job: self.id,
                 phase: p.id,
                 at: SystemTime::now(),
@@ -582,7 +589,7 @@ impl Driver {
     }
 
     fn interpreter_error(&mut self, error: String) {
-        self.batch.push(Event::InterpreterError {
+        self.push(Event::InterpreterError {
             job: self.id,
             interpreter: self.interpreter_name.clone(),
             error,
@@ -606,7 +613,7 @@ impl Driver {
                 let id = phase.id;
                 self.phases.push(phase);
                 self.set_state(|j| j.current_phase = Some(id));
-                self.batch.push(Event::PhaseEntered {
+                self.push(Event::PhaseEntered {
                     job,
                     phase: id,
                     name,
@@ -618,7 +625,7 @@ impl Driver {
                 Some(p) => {
                     p.label = Some(label.clone());
                     let phase = p.id;
-                    self.batch.push(Event::PhaseUpdated {
+                    self.push(Event::PhaseUpdated {
                         job,
                         phase,
                         label,
@@ -633,7 +640,7 @@ impl Driver {
                 Some(p) => {
                     let current = self.phases.last().map(|p| p.id);
                     self.set_state(|j| j.current_phase = current);
-                    self.batch.push(Event::PhaseExited {
+                    self.push(Event::PhaseExited {
                         job,
                         phase: p.id,
                         at,
@@ -644,19 +651,18 @@ impl Driver {
             InterpreterEvent::Progress { progress } => {
                 let progress = progress.sanitized();
                 self.set_state(|j| j.progress = progress.clone());
-                self.batch
-                    .push(Event::ProgressUpdated { job, progress, at });
+                self.push(Event::ProgressUpdated { job, progress, at });
             }
             InterpreterEvent::Label { text } => {
                 self.set_state(|j| j.label = Some(text.clone()));
-                self.batch.push(Event::LabelUpdated {
+                self.push(Event::LabelUpdated {
                     job,
                     label: text,
                     at,
                 });
             }
             InterpreterEvent::Warning { code, message } => {
-                self.batch.push(Event::WarningDetected {
+                self.push(Event::WarningDetected {
                     job,
                     code,
                     message,
@@ -667,7 +673,7 @@ impl Driver {
                 if self.known_error.is_none() {
                     self.known_error = Some((code.clone(), message.clone()));
                 }
-                self.batch.push(Event::KnownErrorDetected {
+                self.push(Event::KnownErrorDetected {
                     job,
                     code,
                     message,
@@ -676,10 +682,10 @@ impl Driver {
             }
             InterpreterEvent::Finding { finding } => {
                 self.findings.push(finding.clone());
-                self.batch.push(Event::FindingEmitted { job, finding, at });
+                self.push(Event::FindingEmitted { job, finding, at });
             }
             InterpreterEvent::Prompt { prompt } => {
-                self.batch.push(Event::PromptDetected { job, prompt, at });
+                self.push(Event::PromptDetected { job, prompt, at });
             }
             InterpreterEvent::Summary { text } => self.summary = Some(text),
         }
@@ -733,13 +739,14 @@ impl Driver {
         if let Some(h) = &self.inner.history {
             h.finish(job, ev.clone()).await;
         }
-        self.inner.bus.publish(std::slice::from_ref(&ev));
-        self.entry.log.append([ev]);
+        let item = [Item::event(ev)];
+        self.inner.bus.publish(self.id, &item);
+        self.entry.log.append(item);
         self.entry.log.seal(FINISHED_LOG_LIMITS);
         *lock(&self.entry.stdin) = None;
-        self.entry.done.send_replace(Some(outcome));
         let max = self.inner.config.max_finished_jobs;
         lock(&self.inner.registry).finished(self.id, max);
+        self.entry.done.send_replace(Some(outcome));
     }
 }
 

@@ -23,8 +23,70 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
-use crate::event::Event;
+use crate::event::{Event, Stream};
 use crate::job::JobId;
+
+/// One output line as a log keeps it: compact (the job id is the log's), so
+/// a chatty job moves a quarter of the bytes a full [`Event`] would.
+#[derive(Clone)]
+pub(crate) struct OutLine {
+    pub stream: Stream,
+    pub redraw: bool,
+    pub at: SystemTime,
+    pub line: String,
+}
+
+impl OutLine {
+    /// Approximate memory held.
+    fn bytes(&self) -> usize {
+        self.line.capacity() + 64
+    }
+}
+
+/// An event on its way to a consumer, kept compact until it is handed out.
+pub(crate) enum Pending {
+    Out(JobId, OutLine),
+    Event(Box<Event>),
+}
+
+impl Pending {
+    pub(crate) fn into_event(self) -> Event {
+        match self {
+            Pending::Out(job, o) => Event::OutputAppended {
+                job,
+                stream: o.stream,
+                line: o.line,
+                redraw: o.redraw,
+                at: o.at,
+            },
+            Pending::Event(e) => *e,
+        }
+    }
+
+    fn is_output(&self) -> bool {
+        matches!(self, Pending::Out(..))
+    }
+}
+
+/// What a driver appends to a log: an output line, or any other event.
+pub(crate) enum Item {
+    Out(OutLine),
+    Event(Box<Event>),
+}
+
+impl Item {
+    pub(crate) fn event(ev: Event) -> Self {
+        Item::Event(Box::new(ev))
+    }
+
+    /// The event, unless this is an output line.
+    pub(crate) fn structural(&self) -> Option<&Event> {
+        match self {
+            Item::Event(e) => Some(e),
+            Item::Out(_) => None,
+        }
+    }
+}
 
 /// Lock a mutex, recovering from poisoning (a panicking holder cannot leave
 /// these structures half-updated in a way that matters to readers).
@@ -39,25 +101,24 @@ pub(crate) struct RingLimits {
     pub bytes: usize,
 }
 
-/// Approximate memory held by one output event.
-fn event_bytes(ev: &Event) -> usize {
-    match ev {
-        Event::OutputAppended { line, .. } => line.len() + 96,
-        _ => 128,
-    }
-}
-
 struct Entry {
     seq: u64,
-    /// Output events appended before this one (for an output event: its own
-    /// ordinal). A gap between a cursor's count and this is a skip.
+    /// Output lines appended before this event. A gap between a cursor's
+    /// count and this is a skip.
     out_ord: u64,
     event: Event,
 }
 
+struct OutEntry {
+    seq: u64,
+    /// This line's ordinal among the job's output lines.
+    ord: u64,
+    out: OutLine,
+}
+
 struct LogState {
     structural: Vec<Entry>,
-    output: VecDeque<Entry>,
+    output: VecDeque<OutEntry>,
     output_bytes: usize,
     next_seq: u64,
     outputs_total: u64,
@@ -103,43 +164,46 @@ impl EventLog {
         }
     }
 
-    /// Append events and wake readers. Appending to a closed log is ignored.
-    pub(crate) fn append<I: IntoIterator<Item = Event>>(&self, events: I) {
+    /// Append items and wake readers. Appending to a closed log is ignored.
+    pub(crate) fn append<I: IntoIterator<Item = Item>>(&self, items: I) {
         {
             let mut st = lock(&self.state);
             if st.closed {
                 return;
             }
-            for event in events {
+            let RingLimits { lines, bytes } = st.limits;
+            for item in items {
                 let seq = st.next_seq;
                 st.next_seq += 1;
-                let closing = event.is_finalized();
-                if event.is_output() {
-                    let ord = st.outputs_total;
-                    st.outputs_total += 1;
-                    st.output_bytes += event_bytes(&event);
-                    st.output.push_back(Entry {
-                        seq,
-                        out_ord: ord,
-                        event,
-                    });
-                } else {
-                    let ord = st.outputs_total;
-                    st.structural.push(Entry {
-                        seq,
-                        out_ord: ord,
-                        event,
-                    });
-                }
-                if closing {
-                    st.closed = true;
-                    break;
-                }
-            }
-            let RingLimits { lines, bytes } = st.limits;
-            while st.output.len() > lines || (st.output_bytes > bytes && st.output.len() > 1) {
-                if let Some(e) = st.output.pop_front() {
-                    st.output_bytes -= event_bytes(&e.event);
+                let ord = st.outputs_total;
+                match item {
+                    Item::Out(out) => {
+                        // Make room first, so the ring never grows past its
+                        // limits (not even by one batch).
+                        let size = out.bytes();
+                        while !st.output.is_empty()
+                            && (st.output.len() >= lines || st.output_bytes + size > bytes)
+                        {
+                            if let Some(e) = st.output.pop_front() {
+                                st.output_bytes -= e.out.bytes();
+                            }
+                        }
+                        st.outputs_total += 1;
+                        st.output_bytes += size;
+                        st.output.push_back(OutEntry { seq, ord, out });
+                    }
+                    Item::Event(event) => {
+                        let closing = event.is_finalized();
+                        st.structural.push(Entry {
+                            seq,
+                            out_ord: ord,
+                            event: *event,
+                        });
+                        if closing {
+                            st.closed = true;
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -162,7 +226,7 @@ impl EventLog {
             match st.output.front() {
                 Some(e) if e.seq < min_live => {
                     if let Some(e) = st.output.pop_front() {
-                        st.output_bytes -= event_bytes(&e.event);
+                        st.output_bytes -= e.out.bytes();
                     }
                 }
                 _ => break,
@@ -193,40 +257,48 @@ pub(crate) struct JobCursor {
     out_next: u64,
 }
 
-/// How many events one read moves at most.
-const READ_BATCH: usize = 4096;
+/// How many events one read moves at most (small enough to stay in cache).
+const READ_BATCH: usize = 512;
 
 impl JobCursor {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Event>) -> Read {
+    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
         let st = lock(&self.log.state);
         let mut si = st.structural.partition_point(|e| e.seq < self.seq);
         let mut oi = st.output.partition_point(|e| e.seq < self.seq);
+        let job = self.log.job;
         let mut n = 0;
         while n < READ_BATCH {
             let s = st.structural.get(si);
             let o = st.output.get(oi);
-            let (entry, is_output) = match (s, o) {
-                (Some(s), Some(o)) if o.seq < s.seq => (o, true),
-                (Some(s), _) => (s, false),
-                (None, Some(o)) => (o, true),
+            // The next entry in sequence order: (seq, outputs before it).
+            let (seq, ord, output) = match (s, o) {
+                (Some(s), Some(o)) if o.seq < s.seq => (o.seq, o.ord, Some(o)),
+                (Some(s), _) => (s.seq, s.out_ord, None),
+                (None, Some(o)) => (o.seq, o.ord, Some(o)),
                 (None, None) => break,
             };
-            if entry.out_ord > self.out_next {
-                out.push_back(Event::OutputSkipped {
-                    job: self.log.job,
-                    count: entry.out_ord - self.out_next,
+            if ord > self.out_next {
+                out.push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                    job,
+                    count: ord - self.out_next,
                     at: SystemTime::now(),
-                });
-                self.out_next = entry.out_ord;
+                })));
+                self.out_next = ord;
             }
-            out.push_back(entry.event.clone());
-            if is_output {
-                self.out_next += 1;
-                oi += 1;
-            } else {
-                si += 1;
+            match output {
+                Some(o) => {
+                    out.push_back(Pending::Out(job, o.out.clone()));
+                    self.out_next += 1;
+                    oi += 1;
+                }
+                None => {
+                    if let Some(s) = s {
+                        out.push_back(Pending::Event(Box::new(s.event.clone())));
+                    }
+                    si += 1;
+                }
             }
-            self.seq = entry.seq + 1;
+            self.seq = seq + 1;
             n += 1;
         }
         let ended = st.closed && self.seq >= st.next_seq;
@@ -243,7 +315,7 @@ impl JobCursor {
 
     /// Wait until there is something to read (or the log ended); returns
     /// `false` once the log is closed and fully read.
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Event>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
         loop {
             let log = Arc::clone(&self.log);
             let notified = log.notify.notified();
@@ -276,7 +348,7 @@ pub(crate) struct BusSub {
 
 #[derive(Default)]
 struct BusQueue {
-    events: VecDeque<Event>,
+    events: VecDeque<Pending>,
     outputs_queued: usize,
     skipped: Vec<(JobId, u64)>,
 }
@@ -303,9 +375,9 @@ impl Bus {
         BusReceiver { sub }
     }
 
-    /// Deliver a batch to every subscriber.
-    pub(crate) fn publish(&self, events: &[Event]) {
-        if events.is_empty() || self.count.load(Ordering::Acquire) == 0 {
+    /// Deliver a batch of one job's items to every subscriber.
+    pub(crate) fn publish(&self, job: JobId, items: &[Item]) {
+        if items.is_empty() || self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut subs = lock(&self.subs);
@@ -314,9 +386,8 @@ impl Bus {
         for sub in subs.iter() {
             {
                 let mut q = lock(&sub.queue);
-                for ev in events {
-                    let job = ev.job_id();
-                    if ev.is_output() {
+                for item in items {
+                    if let Item::Out(_) = item {
                         if q.outputs_queued >= self.output_cap {
                             match q.skipped.iter_mut().find(|(j, _)| *j == job) {
                                 Some((_, n)) => *n += 1,
@@ -329,14 +400,18 @@ impl Bus {
                     if !q.skipped.is_empty() {
                         if let Some(i) = q.skipped.iter().position(|(j, _)| *j == job) {
                             let (_, count) = q.skipped.swap_remove(i);
-                            q.events.push_back(Event::OutputSkipped {
-                                job,
-                                count,
-                                at: SystemTime::now(),
-                            });
+                            q.events
+                                .push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                                    job,
+                                    count,
+                                    at: SystemTime::now(),
+                                })));
                         }
                     }
-                    q.events.push_back(ev.clone());
+                    q.events.push_back(match item {
+                        Item::Out(o) => Pending::Out(job, o.clone()),
+                        Item::Event(e) => Pending::Event(e.clone()),
+                    });
                 }
             }
             sub.notify.notify_one();
@@ -366,7 +441,7 @@ pub(crate) struct BusReceiver {
 }
 
 impl BusReceiver {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Event>) -> Read {
+    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
         let mut q = lock(&self.sub.queue);
         if q.events.is_empty() {
             return if self.sub.closed.load(Ordering::Acquire) {
@@ -387,7 +462,7 @@ impl BusReceiver {
         Read::Some
     }
 
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Event>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
         loop {
             match self.try_read(out) {
                 Read::Some => return true,

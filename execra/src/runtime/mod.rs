@@ -188,7 +188,7 @@ impl Runtime {
             command: launch.spec.clone(),
             at: job.created_at,
         };
-        driver::publish(&self.inner, &entry, &job, vec![created]);
+        driver::publish(&self.inner, &entry, || job, vec![log::Item::event(created)]);
         tokio.spawn(driver::run(
             Arc::clone(&self.inner),
             Arc::clone(&entry),

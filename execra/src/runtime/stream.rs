@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use crate::event::Event;
 
-use super::log::{BusReceiver, JobCursor, Read};
+use super::log::{BusReceiver, JobCursor, Pending, Read};
 
 enum Source {
     Job(JobCursor),
@@ -15,14 +15,14 @@ enum Source {
 }
 
 impl Source {
-    fn try_read(&mut self, out: &mut VecDeque<Event>) -> Read {
+    fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
         match self {
             Source::Job(c) => c.try_read(out),
             Source::All(b) => b.try_read(out),
         }
     }
 
-    async fn wait(mut self) -> (Source, VecDeque<Event>) {
+    async fn wait(mut self) -> (Source, VecDeque<Pending>) {
         let mut out = VecDeque::new();
         match &mut self {
             Source::Job(c) => c.read(&mut out).await,
@@ -32,7 +32,7 @@ impl Source {
     }
 }
 
-type Waiting = Pin<Box<dyn Future<Output = (Source, VecDeque<Event>)> + Send>>;
+type Waiting = Pin<Box<dyn Future<Output = (Source, VecDeque<Pending>)> + Send>>;
 
 enum State {
     Idle(Source),
@@ -48,7 +48,7 @@ enum State {
 /// receives `output_skipped { count }` in place of the lines it missed; it
 /// never misses any other event.
 pub struct EventStream {
-    buf: VecDeque<Event>,
+    buf: VecDeque<Pending>,
     state: State,
 }
 
@@ -78,7 +78,10 @@ impl EventStream {
     /// A stream that yields the given events, then ends.
     pub(crate) fn replay(events: Vec<Event>) -> Self {
         EventStream {
-            buf: events.into(),
+            buf: events
+                .into_iter()
+                .map(|e| Pending::Event(Box::new(e)))
+                .collect(),
             state: State::Done,
         }
     }
@@ -92,20 +95,20 @@ impl EventStream {
     /// ready yet or the stream ended).
     pub fn try_next(&mut self) -> Option<Event> {
         if let Some(e) = self.buf.pop_front() {
-            return Some(e);
+            return Some(e.into_event());
         }
         if let State::Idle(src) = &mut self.state {
             if let Read::Ended = src.try_read(&mut self.buf) {
                 self.state = State::Done;
             }
         }
-        self.buf.pop_front()
+        self.buf.pop_front().map(Pending::into_event)
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         loop {
             if let Some(e) = self.buf.pop_front() {
-                return Poll::Ready(Some(e));
+                return Poll::Ready(Some(e.into_event()));
             }
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Done => return Poll::Ready(None),
