@@ -249,6 +249,7 @@ fn specs(chosen: &[&str], pub_bigline: u64) -> Vec<(String, Impl, Spec)> {
 fn parent(chosen: &[&str], runs: usize, pub_bigline: u64, args: &[String]) {
     let plan = specs(chosen, pub_bigline);
     let mut res = Results::default();
+    let load_before = loadavg();
     for run in 1..=runs {
         for (label, imp, spec) in &plan {
             let t0 = Instant::now();
@@ -269,7 +270,8 @@ fn parent(chosen: &[&str], runs: usize, pub_bigline: u64, args: &[String]) {
             }
         }
     }
-    print_machine(args, runs);
+    let load = format!("{load_before} (start) → {} (end)", loadavg());
+    print_machine(args, runs, &load);
     print_table(&res, pub_bigline);
     print_runs(&res);
 }
@@ -295,7 +297,14 @@ fn proc_field(file: &str, key: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn print_machine(args: &[String], runs: usize) {
+/// The 1/5/15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn print_machine(args: &[String], runs: usize, load: &str) {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_kib: f64 = proc_field("/proc/meminfo", "MemTotal")
         .trim_end_matches("kB")
@@ -317,6 +326,7 @@ fn print_machine(args: &[String], runs: usize) {
         mem_kib / (1 << 20) as f64
     );
     println!("rustc: {}", shell_out("rustc", &["-V"]));
+    println!("load average (1/5/15 min): {load}");
     println!("runs: {runs} (table shows the median; per-run figures below)");
     println!();
 }

@@ -46,6 +46,7 @@ pub async fn run(spec: &Spec) -> Report {
             r.put("secs", secs)
                 .put("delivered", lines)
                 .put("skipped", skipped)
+                .put("event_size_bytes", std::mem::size_of::<Event>())
                 .put("finalized_seen", finalized)
                 .put("success", outcome.is_success())
                 .put("peak_growth_kib", probe.peak_growth_kib())
@@ -133,27 +134,31 @@ pub async fn run(spec: &Spec) -> Report {
             let rt = b.build().expect("ours: build runtime");
             warmup(&rt).await;
             let probe = Probe::start();
-            let t0 = Instant::now();
-            let mut failed = 0usize;
-            if concurrent.is_some() {
-                let all: Vec<_> = (0..*n)
-                    .map(|_| rt.spawn(Command::new("true")).expect("ours: spawn true"))
-                    .collect();
-                for h in all {
-                    if !h.await.is_success() {
-                        failed += 1;
+            let rt = &rt;
+            let (secs, failed) = scenario::timed(scenario::SPAWN_REPS, || async move {
+                let mut failed = 0usize;
+                if concurrent.is_some() {
+                    let all: Vec<_> = (0..*n)
+                        .map(|_| rt.spawn(Command::new("true")).expect("ours: spawn true"))
+                        .collect();
+                    for h in all {
+                        if !h.await.is_success() {
+                            failed += 1;
+                        }
+                    }
+                } else {
+                    for _ in 0..*n {
+                        let h = rt.spawn(Command::new("true")).expect("ours: spawn true");
+                        if !h.await.is_success() {
+                            failed += 1;
+                        }
                     }
                 }
-            } else {
-                for _ in 0..*n {
-                    let h = rt.spawn(Command::new("true")).expect("ours: spawn true");
-                    if !h.await.is_success() {
-                        failed += 1;
-                    }
-                }
-            }
-            r.put("secs", t0.elapsed().as_secs_f64())
-                .put("failed", failed)
+                failed
+            })
+            .await;
+            scenario::put_reps(&mut r, &secs);
+            r.put("failed", failed)
                 .put("peak_growth_kib", probe.peak_growth_kib())
                 .put("base_rss_kib", probe.base_kib())
                 .put("peak_reset", probe.peak_reset());

@@ -118,33 +118,36 @@ pub async fn run(spec: &Spec) -> Report {
         }
         Spec::Spawn { n, concurrent } => {
             let probe = Probe::start();
-            let t0 = Instant::now();
-            let mut failed = 0usize;
-            if let Some(limit) = concurrent {
-                let permits = Arc::new(Semaphore::new(*limit));
-                let tasks: Vec<_> = (0..*n)
-                    .map(|_| {
-                        let permits = Arc::clone(&permits);
-                        tokio::spawn(async move {
-                            let _p = permits.acquire_owned().await.expect("semaphore open");
-                            run_true().await
+            let (secs, failed) = scenario::timed(scenario::SPAWN_REPS, || async move {
+                let mut failed = 0usize;
+                if let Some(limit) = concurrent {
+                    let permits = Arc::new(Semaphore::new(*limit));
+                    let tasks: Vec<_> = (0..*n)
+                        .map(|_| {
+                            let permits = Arc::clone(&permits);
+                            tokio::spawn(async move {
+                                let _p = permits.acquire_owned().await.expect("semaphore open");
+                                run_true().await
+                            })
                         })
-                    })
-                    .collect();
-                for t in tasks {
-                    if !t.await.expect("raw: join") {
-                        failed += 1;
+                        .collect();
+                    for t in tasks {
+                        if !t.await.expect("raw: join") {
+                            failed += 1;
+                        }
+                    }
+                } else {
+                    for _ in 0..*n {
+                        if !run_true().await {
+                            failed += 1;
+                        }
                     }
                 }
-            } else {
-                for _ in 0..*n {
-                    if !run_true().await {
-                        failed += 1;
-                    }
-                }
-            }
-            r.put("secs", t0.elapsed().as_secs_f64())
-                .put("failed", failed)
+                failed
+            })
+            .await;
+            scenario::put_reps(&mut r, &secs);
+            r.put("failed", failed)
                 .put("peak_growth_kib", probe.peak_growth_kib())
                 .put("base_rss_kib", probe.base_kib())
                 .put("peak_reset", probe.peak_reset());

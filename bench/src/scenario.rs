@@ -105,3 +105,32 @@ pub fn put_arrivals(r: &mut Report, before_exit: u64, redraws: u64, arrivals: &[
         .put("first_ms", first)
         .put("spread_ms", last - first);
 }
+
+/// Repetitions of the spawn scenario inside one child; the median is reported.
+pub const SPAWN_REPS: usize = 5;
+
+/// Runs `f` `reps` times; returns each run's seconds and the total failures
+/// (`f` returns its own failure count).
+pub async fn timed<F, Fut>(reps: usize, mut f: F) -> (Vec<f64>, usize)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let mut secs = Vec::with_capacity(reps);
+    let mut failed = 0;
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        failed += f().await;
+        secs.push(t0.elapsed().as_secs_f64());
+    }
+    (secs, failed)
+}
+
+/// `secs` = median of the repetitions, `secs_reps` = all of them.
+pub fn put_reps(r: &mut Report, secs: &[f64]) {
+    let mut v = secs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
+    let all: Vec<String> = secs.iter().map(|s| format!("{s:.3}")).collect();
+    r.put("secs", median).put("secs_reps", all.join(";"));
+}
