@@ -16,7 +16,7 @@ async fn warmup(rt: &Runtime) {
 pub async fn run(spec: &Spec) -> Report {
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n } => {
+        Spec::Lines { n, on_main } => {
             let rt = Runtime::new();
             warmup(&rt).await;
             let probe = Probe::start();
@@ -25,7 +25,7 @@ pub async fn run(spec: &Spec) -> Report {
                 .spawn(Command::new("seq").arg(n.to_string()))
                 .expect("ours: spawn seq");
             let mut events = h.subscribe();
-            let consumer = tokio::spawn(async move {
+            let consumer = async move {
                 let (mut lines, mut skipped, mut finalized) = (0u64, 0u64, false);
                 while let Some(ev) = events.next().await {
                     match ev {
@@ -39,9 +39,15 @@ pub async fn run(spec: &Spec) -> Report {
                     }
                 }
                 (lines, skipped, finalized)
-            });
-            let outcome = h.await;
-            let (lines, skipped, finalized) = consumer.await.expect("ours: consumer task");
+            };
+            let (outcome, (lines, skipped, finalized)) = if *on_main {
+                let counted = consumer.await;
+                (h.await, counted)
+            } else {
+                let consumer = tokio::spawn(consumer);
+                let outcome = h.await;
+                (outcome, consumer.await.expect("ours: consumer task"))
+            };
             let secs = t0.elapsed().as_secs_f64();
             r.put("secs", secs)
                 .put("delivered", lines)
@@ -127,36 +133,10 @@ pub async fn run(spec: &Spec) -> Report {
                 .put("peak_reset", probe.peak_reset());
         }
         Spec::Spawn { n, concurrent } => {
-            let mut b = Runtime::builder();
-            if let Some(c) = concurrent {
-                b = b.max_concurrent(*c);
-            }
-            let rt = b.build().expect("ours: build runtime");
-            warmup(&rt).await;
+            let sp = Spawner::new(*concurrent).await;
             let probe = Probe::start();
-            let rt = &rt;
-            let (secs, failed) = scenario::timed(scenario::SPAWN_REPS, || async move {
-                let mut failed = 0usize;
-                if concurrent.is_some() {
-                    let all: Vec<_> = (0..*n)
-                        .map(|_| rt.spawn(Command::new("true")).expect("ours: spawn true"))
-                        .collect();
-                    for h in all {
-                        if !h.await.is_success() {
-                            failed += 1;
-                        }
-                    }
-                } else {
-                    for _ in 0..*n {
-                        let h = rt.spawn(Command::new("true")).expect("ours: spawn true");
-                        if !h.await.is_success() {
-                            failed += 1;
-                        }
-                    }
-                }
-                failed
-            })
-            .await;
+            let (secs, failed) =
+                scenario::timed(scenario::SPAWN_REPS, || sp.batch(*n, concurrent.is_some())).await;
             scenario::put_reps(&mut r, &secs);
             r.put("failed", failed)
                 .put("peak_growth_kib", probe.peak_growth_kib())
@@ -193,4 +173,53 @@ pub async fn run(spec: &Spec) -> Report {
         }
     }
     r
+}
+
+/// A runtime for the spawn scenario.
+pub struct Spawner {
+    rt: Runtime,
+}
+
+impl Spawner {
+    /// `concurrent`: the runtime's `max_concurrent` (default: nproc).
+    pub async fn new(concurrent: Option<usize>) -> Self {
+        let mut b = Runtime::builder();
+        if let Some(c) = concurrent {
+            b = b.max_concurrent(c);
+        }
+        let rt = b.build().expect("ours: build runtime");
+        warmup(&rt).await;
+        Spawner { rt }
+    }
+
+    /// `n` `true` jobs, all spawned then awaited (`all_at_once`) or one after
+    /// another. Returns how many failed.
+    pub async fn batch(&self, n: usize, all_at_once: bool) -> usize {
+        let mut failed = 0usize;
+        if all_at_once {
+            let all: Vec<_> = (0..n)
+                .map(|_| {
+                    self.rt
+                        .spawn(Command::new("true"))
+                        .expect("ours: spawn true")
+                })
+                .collect();
+            for h in all {
+                if !h.await.is_success() {
+                    failed += 1;
+                }
+            }
+        } else {
+            for _ in 0..n {
+                let h = self
+                    .rt
+                    .spawn(Command::new("true"))
+                    .expect("ours: spawn true");
+                if !h.await.is_success() {
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
 }

@@ -29,11 +29,17 @@ struct Counts {
     finalized: AtomicBool,
 }
 
-/// Subscribes, spawns a consumer counting `OutputAppended`, awaits the job
-/// and the consumer (or gives up on `Finalized` after [`FINALIZED_GRACE`]).
+/// Subscribes, counts `OutputAppended` in a spawned task or (`on_main`) in
+/// this task, awaits the job and the consumer (which gives up on a lost
+/// `Finalized` after [`FINALIZED_GRACE`] without events).
 /// Returns the counts and the elapsed time up to the later of "job resolved"
 /// and "last event consumed".
-async fn run_counted(rt: &Runtime, cmd: Command, what: &str) -> (Arc<Counts>, f64, bool) {
+async fn run_counted(
+    rt: &Runtime,
+    cmd: Command,
+    what: &str,
+    on_main: bool,
+) -> (Arc<Counts>, f64, bool) {
     let t0 = Instant::now();
     let mut h = rt
         .spawn(cmd)
@@ -41,8 +47,10 @@ async fn run_counted(rt: &Runtime, cmd: Command, what: &str) -> (Arc<Counts>, f6
     let mut events = h.subscribe();
     let counts = Arc::new(Counts::default());
     let c = Arc::clone(&counts);
-    let consumer = tokio::spawn(async move {
-        while let Some(ev) = events.next().await {
+    let consumer = async move {
+        // On the main thread nobody else can stop us if Finalized is lost:
+        // stop after FINALIZED_GRACE without events.
+        while let Ok(Some(ev)) = tokio::time::timeout(FINALIZED_GRACE, events.next()).await {
             match ev {
                 Event::OutputAppended { line, .. } => {
                     c.events.fetch_add(1, Relaxed);
@@ -57,15 +65,20 @@ async fn run_counted(rt: &Runtime, cmd: Command, what: &str) -> (Arc<Counts>, f6
             }
             c.last_ns.store(t0.elapsed().as_nanos() as u64, Relaxed);
         }
-    });
-    let outcome = h.await;
-    let resolved = t0.elapsed().as_secs_f64();
-    if tokio::time::timeout(FINALIZED_GRACE, consumer)
-        .await
-        .is_err()
-    {
-        // The consumer is parked on a stream whose Finalized never came.
-    }
+    };
+    let (outcome, resolved) = if on_main {
+        consumer.await;
+        let outcome = h.await;
+        (outcome, t0.elapsed().as_secs_f64())
+    } else {
+        let consumer = tokio::spawn(consumer);
+        let outcome = h.await;
+        let resolved = t0.elapsed().as_secs_f64();
+        // Ends at Finalized, or FINALIZED_GRACE after the last event if
+        // Finalized was lost.
+        let _ = consumer.await;
+        (outcome, resolved)
+    };
     let last = counts.last_ns.load(Relaxed) as f64 / 1e9;
     (counts, resolved.max(last), outcome.is_success())
 }
@@ -73,12 +86,12 @@ async fn run_counted(rt: &Runtime, cmd: Command, what: &str) -> (Arc<Counts>, f6
 pub async fn run(spec: &Spec) -> Report {
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n } => {
+        Spec::Lines { n, on_main } => {
             let rt = Runtime::new();
             warmup(&rt).await;
             let probe = Probe::start();
             let (c, secs, ok) =
-                run_counted(&rt, Command::new("seq").arg(n.to_string()), "seq").await;
+                run_counted(&rt, Command::new("seq").arg(n.to_string()), "seq", *on_main).await;
             r.put("secs", secs)
                 .put("delivered", c.events.load(Relaxed))
                 .put("skipped", "n/a")
@@ -94,7 +107,7 @@ pub async fn run(spec: &Spec) -> Report {
             warmup(&rt).await;
             let probe = Probe::start();
             let cmd = Command::sh(scenario::bigline_script(*bytes));
-            let (c, secs, ok) = run_counted(&rt, cmd, "bigline").await;
+            let (c, secs, ok) = run_counted(&rt, cmd, "bigline", false).await;
             r.put("secs", secs)
                 .put("input_bytes", bytes)
                 .put("bytes_delivered", c.bytes.load(Relaxed))
@@ -141,36 +154,10 @@ pub async fn run(spec: &Spec) -> Report {
                 .put("peak_reset", probe.peak_reset());
         }
         Spec::Spawn { n, concurrent } => {
-            let mut b = Runtime::builder();
-            if let Some(c) = concurrent {
-                b = b.max_concurrent(*c);
-            }
-            let rt = b.build().expect("pub: build runtime");
-            warmup(&rt).await;
+            let sp = Spawner::new(*concurrent).await;
             let probe = Probe::start();
-            let rt = &rt;
-            let (secs, failed) = scenario::timed(scenario::SPAWN_REPS, || async move {
-                let mut failed = 0usize;
-                if concurrent.is_some() {
-                    let all: Vec<_> = (0..*n)
-                        .map(|_| rt.spawn(Command::new("true")).expect("pub: spawn true"))
-                        .collect();
-                    for h in all {
-                        if !h.await.is_success() {
-                            failed += 1;
-                        }
-                    }
-                } else {
-                    for _ in 0..*n {
-                        let h = rt.spawn(Command::new("true")).expect("pub: spawn true");
-                        if !h.await.is_success() {
-                            failed += 1;
-                        }
-                    }
-                }
-                failed
-            })
-            .await;
+            let (secs, failed) =
+                scenario::timed(scenario::SPAWN_REPS, || sp.batch(*n, concurrent.is_some())).await;
             scenario::put_reps(&mut r, &secs);
             r.put("failed", failed)
                 .put("peak_growth_kib", probe.peak_growth_kib())
@@ -212,4 +199,53 @@ pub async fn run(spec: &Spec) -> Report {
         }
     }
     r
+}
+
+/// A runtime for the spawn scenario.
+pub struct Spawner {
+    rt: Runtime,
+}
+
+impl Spawner {
+    /// `concurrent`: the runtime's `max_concurrent` (default: nproc).
+    pub async fn new(concurrent: Option<usize>) -> Self {
+        let mut b = Runtime::builder();
+        if let Some(c) = concurrent {
+            b = b.max_concurrent(c);
+        }
+        let rt = b.build().expect("pub: build runtime");
+        warmup(&rt).await;
+        Spawner { rt }
+    }
+
+    /// `n` `true` jobs, all spawned then awaited (`all_at_once`) or one after
+    /// another. Returns how many failed.
+    pub async fn batch(&self, n: usize, all_at_once: bool) -> usize {
+        let mut failed = 0usize;
+        if all_at_once {
+            let all: Vec<_> = (0..n)
+                .map(|_| {
+                    self.rt
+                        .spawn(Command::new("true"))
+                        .expect("pub: spawn true")
+                })
+                .collect();
+            for h in all {
+                if !h.await.is_success() {
+                    failed += 1;
+                }
+            }
+        } else {
+            for _ in 0..n {
+                let h = self
+                    .rt
+                    .spawn(Command::new("true"))
+                    .expect("pub: spawn true");
+                if !h.await.is_success() {
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
 }

@@ -56,7 +56,7 @@ async fn run_true() -> bool {
     child.wait().await.expect("raw: wait").success()
 }
 
-async fn warmup() {
+pub async fn warmup() {
     run_true().await;
 }
 
@@ -64,7 +64,7 @@ pub async fn run(spec: &Spec) -> Report {
     warmup().await;
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n } => {
+        Spec::Lines { n, .. } => {
             let probe = Probe::start();
             let t0 = Instant::now();
             let (lines, _) = count_lines(seq(*n)).await;
@@ -118,34 +118,8 @@ pub async fn run(spec: &Spec) -> Report {
         }
         Spec::Spawn { n, concurrent } => {
             let probe = Probe::start();
-            let (secs, failed) = scenario::timed(scenario::SPAWN_REPS, || async move {
-                let mut failed = 0usize;
-                if let Some(limit) = concurrent {
-                    let permits = Arc::new(Semaphore::new(*limit));
-                    let tasks: Vec<_> = (0..*n)
-                        .map(|_| {
-                            let permits = Arc::clone(&permits);
-                            tokio::spawn(async move {
-                                let _p = permits.acquire_owned().await.expect("semaphore open");
-                                run_true().await
-                            })
-                        })
-                        .collect();
-                    for t in tasks {
-                        if !t.await.expect("raw: join") {
-                            failed += 1;
-                        }
-                    }
-                } else {
-                    for _ in 0..*n {
-                        if !run_true().await {
-                            failed += 1;
-                        }
-                    }
-                }
-                failed
-            })
-            .await;
+            let (secs, failed) =
+                scenario::timed(scenario::SPAWN_REPS, || spawn_batch(*n, *concurrent, false)).await;
             scenario::put_reps(&mut r, &secs);
             r.put("failed", failed)
                 .put("peak_growth_kib", probe.peak_growth_kib())
@@ -175,4 +149,41 @@ fn seq(n: u64) -> Command {
     let mut c = Command::new("seq");
     c.arg(n.to_string());
     c
+}
+
+/// `n` `true` jobs, one after another, or all at once with at most `limit`
+/// running (a semaphore, like the runtimes' `max_concurrent`). One after
+/// another, each job runs in the caller's task, or (`in_task`) in a task of
+/// its own like a runtime's per-job driver. Returns how many failed.
+pub async fn spawn_batch(n: usize, limit: Option<usize>, in_task: bool) -> usize {
+    let mut failed = 0usize;
+    if let Some(limit) = limit {
+        let permits = Arc::new(Semaphore::new(limit));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let permits = Arc::clone(&permits);
+                tokio::spawn(async move {
+                    let _p = permits.acquire_owned().await.expect("semaphore open");
+                    run_true().await
+                })
+            })
+            .collect();
+        for t in tasks {
+            if !t.await.expect("raw: join") {
+                failed += 1;
+            }
+        }
+    } else {
+        for _ in 0..n {
+            let ok = if in_task {
+                tokio::spawn(run_true()).await.expect("raw: join")
+            } else {
+                run_true().await
+            };
+            if !ok {
+                failed += 1;
+            }
+        }
+    }
+    failed
 }

@@ -18,8 +18,9 @@ pub fn bigline_script(bytes: u64) -> String {
 /// One measurement, run in a fresh process.
 #[derive(Debug, Clone)]
 pub enum Spec {
-    /// `seq n`, one subscriber.
-    Lines { n: u64 },
+    /// `seq n`, one subscriber: a spawned task (`on_main = false`), or the
+    /// `block_on` thread itself, which is not a worker (`on_main = true`).
+    Lines { n: u64, on_main: bool },
     /// One line of `bytes` without a newline.
     BigLine { bytes: u64 },
     /// `total` `true` jobs, `wave` at a time; RSS at each checkpoint.
@@ -39,7 +40,11 @@ impl Spec {
     /// Arguments after `child <impl>` that rebuild this spec.
     pub fn to_args(&self) -> Vec<String> {
         match self {
-            Spec::Lines { n } => vec!["lines".into(), n.to_string()],
+            Spec::Lines { n, on_main } => vec![
+                "lines".into(),
+                n.to_string(),
+                if *on_main { "main" } else { "task" }.into(),
+            ],
             Spec::BigLine { bytes } => vec!["bigline".into(), bytes.to_string()],
             Spec::Finished {
                 total,
@@ -69,7 +74,10 @@ impl Spec {
     pub fn from_args(args: &[String]) -> Option<Spec> {
         let num = |i: usize| args.get(i)?.parse::<u64>().ok();
         Some(match args.first()?.as_str() {
-            "lines" => Spec::Lines { n: num(1)? },
+            "lines" => Spec::Lines {
+                n: num(1)?,
+                on_main: args.get(2)? == "main",
+            },
             "bigline" => Spec::BigLine { bytes: num(1)? },
             "finished" => Spec::Finished {
                 total: num(1)? as usize,
