@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use execra_pub::{Command, Event, Runtime};
+use tokio::sync::watch;
 
 use crate::mem::Probe;
 use crate::report::Report;
@@ -30,10 +31,10 @@ struct Counts {
 }
 
 /// Subscribes, counts `OutputAppended` in a spawned task or (`on_main`) in
-/// this task, awaits the job and the consumer (which gives up on a lost
-/// `Finalized` after [`FINALIZED_GRACE`] without events).
-/// Returns the counts and the elapsed time up to the later of "job resolved"
-/// and "last event consumed".
+/// this task, awaits the job and the consumer. The consumer stops at
+/// `Finalized`, or [`FINALIZED_GRACE`] after the handle resolved if
+/// `Finalized` never comes. Returns the counts and the elapsed time up to the
+/// later of "job resolved" and "last event consumed".
 async fn run_counted(
     rt: &Runtime,
     cmd: Command,
@@ -48,9 +49,7 @@ async fn run_counted(
     let counts = Arc::new(Counts::default());
     let c = Arc::clone(&counts);
     let consumer = async move {
-        // On the main thread nobody else can stop us if Finalized is lost:
-        // stop after FINALIZED_GRACE without events.
-        while let Ok(Some(ev)) = tokio::time::timeout(FINALIZED_GRACE, events.next()).await {
+        while let Some(ev) = events.next().await {
             match ev {
                 Event::OutputAppended { line, .. } => {
                     c.events.fetch_add(1, Relaxed);
@@ -66,18 +65,31 @@ async fn run_counted(
             c.last_ns.store(t0.elapsed().as_nanos() as u64, Relaxed);
         }
     };
-    let (outcome, resolved) = if on_main {
-        consumer.await;
-        let outcome = h.await;
-        (outcome, t0.elapsed().as_secs_f64())
-    } else {
-        let consumer = tokio::spawn(consumer);
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let give_up = async move {
+        let _ = done_rx.wait_for(|done| *done).await;
+        tokio::time::sleep(FINALIZED_GRACE).await;
+    };
+    // The stream is dropped, never polled again, if we give up.
+    let consume = async move {
+        tokio::select! {
+            _ = consumer => {}
+            _ = give_up => {}
+        }
+    };
+    let waiter = async move {
         let outcome = h.await;
         let resolved = t0.elapsed().as_secs_f64();
-        // Ends at Finalized, or FINALIZED_GRACE after the last event if
-        // Finalized was lost.
-        let _ = consumer.await;
+        let _ = done_tx.send(true);
         (outcome, resolved)
+    };
+    let (outcome, resolved) = if on_main {
+        tokio::join!(waiter, consume).0
+    } else {
+        let consume = tokio::spawn(consume);
+        let w = waiter.await;
+        consume.await.expect("pub: consumer task");
+        w
     };
     let last = counts.last_ns.load(Relaxed) as f64 / 1e9;
     (counts, resolved.max(last), outcome.is_success())
