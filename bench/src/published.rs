@@ -14,7 +14,7 @@ use crate::scenario::{self, Spec};
 
 /// If `Finalized` itself is lost (lagged broadcast), stop waiting for it this
 /// long after the handle resolved.
-const FINALIZED_GRACE: Duration = Duration::from_secs(2);
+const FINALIZED_GRACE: Duration = Duration::from_secs(10);
 
 async fn warmup(rt: &Runtime) {
     let h = rt.spawn(Command::new("true")).expect("pub: spawn warm-up");
@@ -124,6 +124,7 @@ pub async fn run(spec: &Spec) -> Report {
                 .put("input_bytes", bytes)
                 .put("bytes_delivered", c.bytes.load(Relaxed))
                 .put("events", c.events.load(Relaxed))
+                .put("finalized_seen", c.finalized.load(Relaxed))
                 .put("success", ok)
                 .put("peak_growth_kib", probe.peak_growth_kib())
                 .put("base_rss_kib", probe.base_kib())
