@@ -91,7 +91,7 @@ impl RuntimeBuilder {
     }
 
     /// How many output lines (and bytes) each job's event log keeps for
-    /// subscribers that fall behind (default 131,072 lines / 16 MiB). A
+    /// subscribers that fall behind (default 131,072 lines / 8 MiB). A
     /// subscriber further behind gets `output_skipped`.
     pub fn output_buffer(mut self, lines: usize, bytes: usize) -> Self {
         self.config.ring_lines = lines.max(1);

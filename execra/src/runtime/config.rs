@@ -79,7 +79,7 @@ impl Default for RuntimeConfig {
             idle_flush: Duration::from_millis(100),
             max_line: DEFAULT_MAX_LINE,
             ring_lines: 131_072,
-            ring_bytes: 16 * 1024 * 1024,
+            ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
         }
     }
