@@ -231,7 +231,9 @@ fn check(ts: &str, v: &serde_json::Value, checked: &mut usize) {
         serde_json::Value::Object(map) => {
             for (k, val) in map {
                 assert!(
-                    ts.contains(&format!("{k}:")) || ts.contains(&format!("{k}?:")),
+                    ts.contains(&format!("{k}:"))
+                        || ts.contains(&format!("{k}?:"))
+                        || ts.contains(&format!("\"{k}\":")),
                     "field `{k}` not declared"
                 );
                 if matches!(k.as_str(), "kind" | "unit") {
