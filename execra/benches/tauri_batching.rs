@@ -224,7 +224,11 @@ fn main() {
     println!(
         "goal: messages <= {} (1/50 of {per_line}): {}; latency max <= 50 ms: {}",
         per_line / 50,
-        if batched.messages <= per_line / 50 { "met" } else { "NOT met" },
+        if batched.messages <= per_line / 50 {
+            "met"
+        } else {
+            "NOT met"
+        },
         if rows[..2].iter().all(|r| r.max <= Duration::from_millis(50)) {
             "met"
         } else {

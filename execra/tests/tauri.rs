@@ -58,7 +58,7 @@ impl Interpreter for Script {
 fn collect_bus<T: serde::de::DeserializeOwned + Send + 'static>(
     app: &App<MockRuntime>,
     name: &str,
-) -> Arc<Mutex<Vec<(Instant, T)>>> {
+) -> Received<T> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
     app.listen_any(name, move |e| {
@@ -68,7 +68,10 @@ fn collect_bus<T: serde::de::DeserializeOwned + Send + 'static>(
     got
 }
 
-fn ipc_collector() -> (Channel<Message>, Arc<Mutex<Vec<(Instant, Message)>>>) {
+/// Messages with the time they arrived.
+type Received<T> = Arc<Mutex<Vec<(Instant, T)>>>;
+
+fn ipc_collector() -> (Channel<Message>, Received<Message>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
     let ch = Channel::new(move |body: InvokeResponseBody| {
@@ -250,7 +253,10 @@ async fn batching_keeps_order_and_delivers_every_line_once() {
         let mut expected: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
         expected.insert(10_000, "phase:mid".into());
         assert_eq!(lines.len(), expected.len(), "{name}: line count");
-        assert!(lines == expected, "{name}: lines out of order or duplicated");
+        assert!(
+            lines == expected,
+            "{name}: lines out of order or duplicated"
+        );
         // The phase was entered on the `phase:mid` line: no line printed
         // after it was delivered before it.
         assert_eq!(phase_after, Some(10_001), "{name}: phase position");
@@ -272,7 +278,9 @@ async fn structural_events_are_not_delayed_by_batching() {
     let start = Instant::now();
     let outcome = app
         .execra()
-        .task(Command::sh("echo a; echo b; echo phase:p; sleep 1.5; echo c"))
+        .task(Command::sh(
+            "echo a; echo b; echo phase:p; sleep 1.5; echo c",
+        ))
         .interpreter(Script)
         .ipc_channel(ch)
         .batch(BatchConfig {
@@ -281,7 +289,10 @@ async fn structural_events_are_not_delayed_by_batching() {
         })
         .await;
     assert!(outcome.is_success());
-    assert!(start.elapsed() < Duration::from_secs(8), "finalized flushes");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "finalized flushes"
+    );
     let msgs = got.lock().unwrap().clone();
     let phase = msgs
         .iter()
@@ -349,7 +360,10 @@ async fn creep_eases_within_the_open_phase_only() {
     handle.await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let evs = seen.lock().unwrap().clone();
-    let entered = evs.iter().position(|e| e.kind() == "phase_entered").unwrap();
+    let entered = evs
+        .iter()
+        .position(|e| e.kind() == "phase_entered")
+        .unwrap();
     let exited = evs.iter().position(|e| e.kind() == "phase_exited").unwrap();
     let creeps: Vec<(usize, f32)> = evs
         .iter()
@@ -362,7 +376,10 @@ async fn creep_eases_within_the_open_phase_only() {
     assert!(creeps.len() >= 2, "creep ticks: {creeps:?}");
     let mut last = 0.1;
     for (i, v) in &creeps {
-        assert!(*i > entered && *i < exited, "creep outside the phase: {creeps:?}");
+        assert!(
+            *i > entered && *i < exited,
+            "creep outside the phase: {creeps:?}"
+        );
         assert!(*v > last && *v < 0.5, "{creeps:?}");
         last = *v;
     }
@@ -499,7 +516,8 @@ async fn cancel_permission_cancels_and_missing_permissions_deny_everything() {
     for cmd in ["recent", "running", "job", "output", "cancel"] {
         let res = invoke(&bare, cmd, serde_json::json!({ "id": id }));
         assert!(
-            res.as_ref().is_err_and(|e| e.to_string().contains("not allowed")),
+            res.as_ref()
+                .is_err_and(|e| e.to_string().contains("not allowed")),
             "{cmd}: {res:?}"
         );
     }

@@ -47,7 +47,10 @@ fn bindings_use_the_wire_conventions() {
     ] {
         assert!(ts.contains(decl), "missing `{decl}`");
     }
-    assert!(ts.contains("\"location\""), "RelatedEntity has a location variant");
+    assert!(
+        ts.contains("\"location\""),
+        "RelatedEntity has a location variant"
+    );
 }
 
 /// Every tag value and field name serde writes for sample values is
@@ -238,7 +241,10 @@ fn check(ts: &str, v: &serde_json::Value, checked: &mut usize) {
                 );
                 if matches!(k.as_str(), "kind" | "unit") {
                     let tag = val.as_str().expect("tag is a string");
-                    assert!(ts.contains(&format!("\"{tag}\"")), "tag `{tag}` not declared");
+                    assert!(
+                        ts.contains(&format!("\"{tag}\"")),
+                        "tag `{tag}` not declared"
+                    );
                 }
                 *checked += 1;
                 check(ts, val, checked);

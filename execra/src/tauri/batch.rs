@@ -114,6 +114,9 @@ pub struct OutputBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
+// Messages are short-lived (built, serialized, dropped): boxing the event
+// would only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum Message {
     /// One event (every structural event, and output when batching is off).
     Event(Event),
@@ -288,7 +291,10 @@ mod tests {
         let mut b = Batcher::new(BatchConfig::UNBATCHED);
         let mut out = Vec::new();
         b.push(line(job, 1), &mut out);
-        assert!(matches!(out[0], Message::Event(Event::OutputAppended { .. })));
+        assert!(matches!(
+            out[0],
+            Message::Event(Event::OutputAppended { .. })
+        ));
         assert!(b.deadline().is_none());
     }
 

@@ -93,10 +93,8 @@ impl Creep {
                     value: start,
                 });
             }
-            Event::PhaseExited { phase, .. } => {
-                if self.active.is_some_and(|a| a.phase == *phase) {
-                    self.active = None;
-                }
+            Event::PhaseExited { phase, .. } if self.active.is_some_and(|a| a.phase == *phase) => {
+                self.active = None;
             }
             Event::ProgressUpdated { progress, .. } => {
                 if let (Some(a), Some(f)) = (&mut self.active, progress.as_fraction()) {
