@@ -55,6 +55,7 @@ impl fmt::Debug for StdinMode {
 /// Secret arguments and environment values appear here as
 /// [`SECRET_PLACEHOLDER`]; the real values never leave the [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CommandSpec {
     /// The program to run (a path or a name looked up in `PATH`).
     pub program: String,
@@ -71,6 +72,7 @@ pub struct CommandSpec {
     /// Tags, for queries and retention (`"pinned"`).
     pub tags: Vec<String>,
     /// Stop the job after this long (`Failed{Timeout}`).
+    #[cfg_attr(feature = "ts", ts(type = "Duration | null"))]
     pub timeout: Option<Duration>,
     /// Windows: start without a console window. Ignored elsewhere.
     pub hide_window: bool,

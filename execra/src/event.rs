@@ -32,6 +32,7 @@ use crate::progress::Progress;
 
 /// Which output pipe a line came from. Lowercase on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Standard output.
@@ -56,6 +57,7 @@ fn is_false(b: &bool) -> bool {
 
 /// One event of one job. Tag `kind` (snake_case) on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// The job was accepted (it may wait `queued` for a permit).
@@ -65,6 +67,7 @@ pub enum Event {
         /// Its command (secrets replaced).
         command: CommandSpec,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The process started.
@@ -74,6 +77,7 @@ pub enum Event {
         /// The process id (also its process group id on Unix).
         pid: u32,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter opened a phase.
@@ -87,6 +91,7 @@ pub enum Event {
         /// Its label.
         label: Option<String>,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter relabelled the current phase.
@@ -98,6 +103,7 @@ pub enum Event {
         /// Its new label.
         label: String,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// A phase was closed.
@@ -107,6 +113,7 @@ pub enum Event {
         /// The phase.
         phase: PhaseId,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// Progress changed.
@@ -116,6 +123,7 @@ pub enum Event {
         /// The new progress.
         progress: Progress,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The job's label changed.
@@ -125,6 +133,7 @@ pub enum Event {
         /// The new label.
         label: String,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// A line of output (or a redraw of the current line).
@@ -138,8 +147,10 @@ pub enum Event {
         /// `true` for a provisional redraw of the current line (see the
         /// module docs); omitted on the wire when `false`.
         #[serde(default, skip_serializing_if = "is_false")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
         redraw: bool,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// This subscriber fell behind and missed `count` output lines.
@@ -147,8 +158,10 @@ pub enum Event {
         /// The job.
         job: JobId,
         /// How many `output_appended` events were skipped.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         count: u64,
         /// When the gap was noticed.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter reported a warning.
@@ -160,6 +173,7 @@ pub enum Event {
         /// Message.
         message: String,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter recognised an error.
@@ -171,6 +185,7 @@ pub enum Event {
         /// Message.
         message: String,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter made a finding.
@@ -180,6 +195,7 @@ pub enum Event {
         /// The finding.
         finding: Finding,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The process is waiting for input.
@@ -189,6 +205,7 @@ pub enum Event {
         /// The prompt text.
         prompt: String,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The interpreter failed (it panicked, or asked for something invalid).
@@ -202,6 +219,7 @@ pub enum Event {
         /// The line being interpreted, if any.
         line: Option<String>,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The process exited and both pipes reached end-of-file.
@@ -211,6 +229,7 @@ pub enum Event {
         /// How it exited.
         code: ExitCode,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// The verdict. Always the last event of a job.
@@ -220,6 +239,7 @@ pub enum Event {
         /// The verdict.
         outcome: Outcome,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
     /// Cancellation took effect (the job will finalize as cancelled).
@@ -227,6 +247,7 @@ pub enum Event {
         /// The job.
         job: JobId,
         /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
 }

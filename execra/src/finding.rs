@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// How serious a finding is. Lowercase on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// For information.
@@ -34,6 +35,7 @@ impl Severity {
 
 /// Something the user can do about a finding. Tag `kind` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// Run a command.
@@ -124,6 +126,7 @@ impl Action {
 
 /// What a finding is about. Tag `kind`, content `value` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RelatedEntity {
     /// A package name.
@@ -152,6 +155,7 @@ pub enum RelatedEntity {
 
 /// A structured observation made while a job ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Finding {
     /// How serious it is.
     pub severity: Severity,
@@ -164,6 +168,7 @@ pub struct Finding {
     /// What it is about.
     pub related: Option<RelatedEntity>,
     /// When it was made.
+    #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
     pub at: SystemTime,
 }
 

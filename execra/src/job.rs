@@ -15,6 +15,7 @@ use crate::progress::Progress;
 
 /// Identifier of one job: a UUID v7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JobId(pub Uuid);
 
 impl JobId {
@@ -50,6 +51,7 @@ impl std::str::FromStr for JobId {
 /// and both pipes reached end-of-file; `Finalized` means interpretation is
 /// done and the [`Outcome`] is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a concurrency permit.
@@ -107,14 +109,17 @@ impl std::str::FromStr for JobState {
 /// Callers may build this with a struct literal (to seed a store, in tests),
 /// so new per-job data lives in separate types rather than new fields here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Job {
     /// The job's id.
     pub id: JobId,
     /// The command, with secrets replaced by a placeholder.
     pub command: CommandSpec,
     /// When the job was spawned.
+    #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
     pub created_at: SystemTime,
     /// When the process started (`None` while queued or if it never started).
+    #[cfg_attr(feature = "ts", ts(type = "SystemTime | null"))]
     pub started_at: Option<SystemTime>,
     /// Lifecycle state.
     pub state: JobState,

@@ -38,6 +38,8 @@ mod process;
 pub mod progress;
 pub mod runtime;
 pub mod store;
+#[cfg(feature = "tauri")]
+pub mod tauri;
 
 pub use command::{Command, CommandSpec, StdinMode, SECRET_PLACEHOLDER};
 pub use event::{Event, Stream};

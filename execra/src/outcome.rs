@@ -8,6 +8,7 @@ use crate::finding::Finding;
 
 /// How a process ended: an exit code, or the signal that killed it (Unix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ExitCode {
     /// The exit status, when the process exited normally.
     pub code: Option<i32>,
@@ -50,6 +51,7 @@ impl fmt::Display for ExitCode {
 
 /// The final verdict of a job. Tag `kind` on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
     /// The process exited with code 0.
@@ -132,6 +134,7 @@ impl fmt::Display for Outcome {
 
 /// Why a job failed. Tag `kind` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FailureReason {
     /// The process exited with a non-zero code.

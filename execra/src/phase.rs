@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 /// Identifier of a phase, unique within a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PhaseId(pub Uuid);
 
 impl PhaseId {
@@ -24,6 +25,7 @@ impl Default for PhaseId {
 
 /// An open phase of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Phase {
     /// The phase's id.
     pub id: PhaseId,
@@ -32,5 +34,6 @@ pub struct Phase {
     /// Human-readable label, if any (`"Downloading git"`).
     pub label: Option<String>,
     /// When the phase was entered.
+    #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
     pub entered_at: SystemTime,
 }

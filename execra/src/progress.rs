@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// How far a job has come. Tag `kind` on the wire.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Progress {
     /// Nothing is known (the default).
@@ -20,6 +21,7 @@ pub enum Progress {
 
 /// A measured amount of progress. Tag `unit` on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "unit", rename_all = "snake_case")]
 pub enum ProgressMetric {
     /// A fraction in `0.0..=1.0`.
@@ -30,15 +32,19 @@ pub enum ProgressMetric {
     /// `done` out of `total` items.
     Count {
         /// Items done.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         done: u64,
         /// Items in all.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         total: u64,
     },
     /// Bytes transferred, with the total when known.
     Bytes {
         /// Bytes done.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         done: u64,
         /// Bytes in all, when known.
+        #[cfg_attr(feature = "ts", ts(type = "number | null"))]
         total: Option<u64>,
     },
 }

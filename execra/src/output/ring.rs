@@ -9,12 +9,14 @@ use crate::event::Stream;
 
 /// One line of a job's recorded output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OutputLine {
     /// Which pipe.
     pub stream: Stream,
     /// The text.
     pub text: String,
     /// When it was read.
+    #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
     pub at: SystemTime,
 }
 
