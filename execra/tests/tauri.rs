@@ -529,3 +529,29 @@ async fn cancel_permission_cancels_and_missing_permissions_deny_everything() {
     let err = res.expect_err("unknown job in this app");
     assert!(err.to_string().contains("unknown job"), "{err}");
 }
+
+/// With paused tokio time, creep runs through many ticks while the (real)
+/// process sleeps, eases toward the phase's end and stops short of it.
+#[tokio::test(start_paused = true)]
+async fn creep_stops_short_of_the_phase_end_with_paused_time() {
+    let app = app();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let outcome = app
+        .execra()
+        .task(Command::sh("echo phase:build; sleep 0.5; echo exit"))
+        .interpreter(Script)
+        .creep(|name| (name == "build").then_some((0.2, 0.6)))
+        .observe(move |_, ev| {
+            if let Event::ProgressUpdated { progress, .. } = ev {
+                s.lock().unwrap().extend(progress.as_fraction());
+            }
+        })
+        .await;
+    assert!(outcome.is_success());
+    let values = seen.lock().unwrap().clone();
+    assert!(values.len() > 50, "{} ticks", values.len());
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "increasing");
+    let last = *values.last().unwrap();
+    assert!(last > 0.59 && last < 0.6, "stops short of the end: {last}");
+}

@@ -78,6 +78,13 @@ impl Creep {
         self.active.is_some()
     }
 
+    /// `true` while [`tick`](Self::tick) can still move the value (active
+    /// and not yet at its cap).
+    pub fn wants_tick(&self) -> bool {
+        self.active
+            .is_some_and(|a| a.value < a.start + (a.end - a.start) * CAP)
+    }
+
     /// Take one real event of the job into account.
     pub fn observe(&mut self, event: &Event) {
         match event {

@@ -346,7 +346,7 @@ impl<R: tauri::Runtime> Forwarder<R> {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let deadline = self.batcher.deadline();
-            let creeping = self.creep.as_ref().is_some_and(Creep::is_active);
+            let creeping = self.creep.as_ref().is_some_and(Creep::wants_tick);
             tokio::select! {
                 ev = events.next() => {
                     let Some(ev) = ev else { break };
