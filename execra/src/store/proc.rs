@@ -40,6 +40,7 @@ pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
 /// Parse the contents of a `/proc/<pid>/stat` file. The command name (field
 /// 2) may contain spaces and parentheses, so fields are counted from the
 /// last `)`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
