@@ -17,6 +17,18 @@ fn execra(db: &Path, args: &[&str]) -> Output {
         .expect("run the execra binary")
 }
 
+/// `execra run -- sh -c SCRIPT` in the background, output discarded.
+fn spawn_run(db: &Path, script: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(db)
+        .args(["run", "--", "sh", "-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start execra run")
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -180,14 +192,7 @@ fn stop_signal_cancels(signal: i32) {
     let db = dir.path().join("h.sqlite");
     let pidfile = dir.path().join("pid");
     let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_execra"))
-        .arg("--db")
-        .arg(&db)
-        .args(["run", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&db, &script);
     let start = Instant::now();
     while !pidfile.exists()
         || std::fs::read_to_string(&pidfile)
@@ -240,14 +245,7 @@ fn logs_follow_tails_a_job_running_in_another_process() {
         "echo first; while [ ! -e {} ]; do sleep 0.05; done; echo second",
         gate.display()
     );
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_execra"))
-        .arg("--db")
-        .arg(&db)
-        .args(["run", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut runner = spawn_run(&db, &script);
     // Wait until the job is in the history as running.
     let start = Instant::now();
     let id = loop {
