@@ -111,6 +111,24 @@ async fn main() {
     println!("| run | impl | event rows | seconds | rows/s | tick lateness p50 / p99 / max (ms) |");
     println!("|---|---|---|---|---|---|");
     for run in 1..=runs {
+        // Ours without history: what the job itself costs.
+        let rt = execra::Runtime::new();
+        let (rows, took, late) = with_ticker(async {
+            let h = rt
+                .spawn(execra::Command::new("seq").arg(lines.to_string()).interpreter(Ours))
+                .expect("spawn ours");
+            let mut events = h.subscribe();
+            let mut n = 0;
+            while let Some(ev) = events.next().await {
+                n += usize::from(!ev.is_output());
+            }
+            assert!(h.await.is_success());
+            n
+        })
+        .await;
+        report(run, "ours, no history (events, not rows)", rows, took, &late);
+        drop(rt);
+
         // Ours.
         let path = dir.join(format!("ours-{run}.sqlite"));
         let rt = execra::Runtime::builder()

@@ -27,11 +27,15 @@
 //! # Durability
 //!
 //! Every write through [`Store`] is its own transaction and is on disk when
-//! the call returns. With the runtime, a row is on disk once the writer
-//! thread committed the batch holding it; batches are committed as fast as
-//! the disk allows (the writer takes everything queued, commits, repeats).
-//! A job's rows — every event and its final snapshot — are committed (and
-//! fsynced: `synchronous = FULL`) *before* its
+//! the call returns. With the runtime, a row is in the file (safe if the host
+//! process dies) once the writer thread committed the batch holding it;
+//! batches are committed as fast as the disk allows (the writer takes
+//! everything queued, commits, repeats). Ordinary batches commit with
+//! `synchronous = NORMAL`, so a power loss could still take the newest of
+//! them; a batch that completes a job or a flush commits with
+//! `synchronous = FULL`, fsyncing the write-ahead log and with it every
+//! earlier commit. So a job's rows — every event and its final snapshot —
+//! are committed *and fsynced* before its
 //! [`JobHandle`](crate::JobHandle) resolves and before subscribers see
 //! `finalized`; [`Runtime::flush`](crate::Runtime::flush) waits for
 //! everything recorded so far. If the host process dies, what was not yet

@@ -6,7 +6,11 @@
 //! write connection: it blocks for the first message, drains everything
 //! else queued, writes it all in one `BEGIN IMMEDIATE … COMMIT` (snapshots
 //! of the same job coalesced to the newest), then acknowledges barriers
-//! (`finish`, `flush`) whose messages were in that batch. A failed batch is
+//! (`finish`, `flush`) whose messages were in that batch. A batch that holds
+//! such a barrier commits with `synchronous = FULL` (the WAL is fsynced,
+//! which makes every earlier commit durable too); other batches commit with
+//! `synchronous = NORMAL` (written to the WAL, safe if the host process dies,
+//! fsynced by the next barrier or checkpoint). A failed batch is
 //! retried once; if it fails again the error is counted (and returned by the
 //! next `flush`) and the terminal writes of the batch (final snapshots and
 //! `finalized` events) are tried once more on their own. The thread never
@@ -424,14 +428,17 @@ impl WriterThread {
         if batch.is_empty() {
             return;
         }
-        let first = match self.try_write(&batch.jobs, &batch.events) {
+        // Only a batch that someone waits on for durability (a job's
+        // `finish`, a `flush`) pays for an fsync; see the module docs.
+        let durable = !batch.acks.is_empty();
+        let first = match self.try_write(&batch.jobs, &batch.events, durable) {
             Ok(()) => return,
             Err(e) => e,
         };
         // Once more (a lock held past the busy timeout, a transient I/O
         // error…).
         std::thread::sleep(Duration::from_millis(50));
-        if self.try_write(&batch.jobs, &batch.events).is_ok() {
+        if self.try_write(&batch.jobs, &batch.events, durable).is_ok() {
             return;
         }
         self.failures.note(&first);
@@ -449,14 +456,18 @@ impl WriterThread {
             .cloned()
             .collect();
         if !jobs.is_empty() || !events.is_empty() {
-            if let Err(e) = self.try_write(&jobs, &events) {
+            if let Err(e) = self.try_write(&jobs, &events, true) {
                 self.failures.note(&e);
             }
         }
     }
 
-    fn try_write(&self, jobs: &[Job], events: &[Event]) -> Result<(), StoreError> {
+    fn try_write(&self, jobs: &[Job], events: &[Event], durable: bool) -> Result<(), StoreError> {
         let conn = &self.store.conn;
+        // WAL + NORMAL: committed to the WAL file (safe if this process
+        // dies), fsynced later. WAL + FULL: fsynced at commit, which also
+        // makes every earlier NORMAL commit durable.
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
         let mut w = Writes::new(conn)?;
         let tx = ImmediateTx::begin(conn)?;
         for job in jobs {
