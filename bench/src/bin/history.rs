@@ -115,7 +115,11 @@ async fn main() {
         let rt = execra::Runtime::new();
         let (rows, took, late) = with_ticker(async {
             let h = rt
-                .spawn(execra::Command::new("seq").arg(lines.to_string()).interpreter(Ours))
+                .spawn(
+                    execra::Command::new("seq")
+                        .arg(lines.to_string())
+                        .interpreter(Ours),
+                )
                 .expect("spawn ours");
             let mut events = h.subscribe();
             let mut n = 0;
@@ -126,7 +130,13 @@ async fn main() {
             n
         })
         .await;
-        report(run, "ours, no history (events, not rows)", rows, took, &late);
+        report(
+            run,
+            "ours, no history (events, not rows)",
+            rows,
+            took,
+            &late,
+        );
         drop(rt);
 
         // Ours.
