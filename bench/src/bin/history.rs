@@ -111,25 +111,8 @@ async fn main() {
     println!("| run | impl | event rows | seconds | rows/s | tick lateness p50 / p99 / max (ms) |");
     println!("|---|---|---|---|---|---|");
     for run in 1..=runs {
-        // Ours without history: what the job itself costs.
-        let rt = execra::Runtime::new();
-        let (rows, took, late) = with_ticker(async {
-            let h = rt
-                .spawn(
-                    execra::Command::new("seq")
-                        .arg(lines.to_string())
-                        .interpreter(Ours),
-                )
-                .expect("spawn ours");
-            let mut events = h.subscribe();
-            let mut n = 0;
-            while let Some(ev) = events.next().await {
-                n += usize::from(!ev.is_output());
-            }
-            assert!(h.await.is_success());
-            n
-        })
-        .await;
+        // Ours without history (what the job itself costs), then with it.
+        let (rows, took, late) = with_ticker(ours(lines, None)).await;
         report(
             run,
             "ours, no history (events, not rows)",
@@ -137,30 +120,9 @@ async fn main() {
             took,
             &late,
         );
-        drop(rt);
-
-        // Ours.
         let path = dir.join(format!("ours-{run}.sqlite"));
-        let rt = execra::Runtime::builder()
-            .history(&path)
-            .build()
-            .expect("open ours");
-        let (rows, took, late) = with_ticker(async {
-            let h = rt
-                .spawn(
-                    execra::Command::new("seq")
-                        .arg(lines.to_string())
-                        .interpreter(Ours),
-                )
-                .expect("spawn ours");
-            let id = h.id();
-            assert!(h.await.is_success());
-            let store = execra::store::Store::open(&path).expect("reopen ours");
-            store.list_events(id, usize::MAX).expect("events").len()
-        })
-        .await;
+        let (rows, took, late) = with_ticker(ours(lines, Some(&path))).await;
         report(run, "ours", rows, took, &late);
-        drop(rt);
 
         // Published 1.1.0.
         let path = dir.join(format!("pub-{run}.sqlite"));
@@ -186,6 +148,40 @@ async fn main() {
         drop(rt);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run the job on our runtime. With a history file: the number of event rows
+/// stored for it. Without: the number of non-output events it produced.
+async fn ours(lines: u64, history: Option<&std::path::Path>) -> usize {
+    let rt = match history {
+        Some(path) => execra::Runtime::builder()
+            .history(path)
+            .build()
+            .expect("open ours"),
+        None => execra::Runtime::new(),
+    };
+    let h = rt
+        .spawn(
+            execra::Command::new("seq")
+                .arg(lines.to_string())
+                .interpreter(Ours),
+        )
+        .expect("spawn ours");
+    let id = h.id();
+    let mut events = h.subscribe();
+    let mut structural = 0;
+    while let Some(ev) = events.next().await {
+        structural += usize::from(!ev.is_output());
+    }
+    assert!(h.await.is_success());
+    match history {
+        Some(path) => execra::store::Store::open(path)
+            .expect("reopen ours")
+            .list_events(id, usize::MAX)
+            .expect("events")
+            .len(),
+        None => structural,
+    }
 }
 
 fn report(run: u64, name: &str, rows: usize, took: Duration, late: &[f64]) {
