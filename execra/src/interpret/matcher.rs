@@ -37,8 +37,10 @@ pub enum MatcherError {
     Invalid(String),
 }
 
-/// Capture-group indices of the parts of a diagnostic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Capture-group indices of the parts of a diagnostic (also the role keys of
+/// the JSON problem-matcher format).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Roles {
     file: Option<usize>,
     line: Option<usize>,
@@ -48,6 +50,27 @@ struct Roles {
     severity: Option<usize>,
     code: Option<usize>,
     message: Option<usize>,
+}
+
+impl Roles {
+    /// Take every role `other` sets (explicit indices win over named groups).
+    fn overlay(&mut self, other: Roles) {
+        let pairs = [
+            (&mut self.file, other.file),
+            (&mut self.line, other.line),
+            (&mut self.column, other.column),
+            (&mut self.end_line, other.end_line),
+            (&mut self.end_column, other.end_column),
+            (&mut self.severity, other.severity),
+            (&mut self.code, other.code),
+            (&mut self.message, other.message),
+        ];
+        for (slot, v) in pairs {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+    }
 }
 
 /// One line pattern of a [`ProblemMatcher`]: a regex whose capture groups
@@ -723,14 +746,8 @@ struct JsonMatcher {
 #[serde(rename_all = "camelCase")]
 struct JsonPattern {
     regexp: String,
-    file: Option<usize>,
-    line: Option<usize>,
-    column: Option<usize>,
-    end_line: Option<usize>,
-    end_column: Option<usize>,
-    severity: Option<usize>,
-    code: Option<usize>,
-    message: Option<usize>,
+    #[serde(flatten)]
+    roles: Roles,
     #[serde(rename = "loop", default)]
     looping: bool,
 }
@@ -748,21 +765,7 @@ impl JsonMatcher {
                 )));
             }
             let mut pat = ProblemPattern::new(&p.regexp)?.looping(p.looping);
-            let r = &mut pat.roles;
-            for (slot, v) in [
-                (&mut r.file, p.file),
-                (&mut r.line, p.line),
-                (&mut r.column, p.column),
-                (&mut r.end_line, p.end_line),
-                (&mut r.end_column, p.end_column),
-                (&mut r.severity, p.severity),
-                (&mut r.code, p.code),
-                (&mut r.message, p.message),
-            ] {
-                if v.is_some() {
-                    *slot = v;
-                }
-            }
+            pat.roles.overlay(p.roles);
             built.push(pat);
         }
         let mut m = ProblemMatcher::new(self.owner, built)?;
