@@ -50,8 +50,9 @@ pub use outcome::{ExitCode, FailureReason, Outcome};
 pub use phase::{Phase, PhaseId};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
-    Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
-    RuntimeBuilder,
+    Error, EventStream, JobHandle, JobsQuery, Lag, RawOutputPolicy, RetentionPolicy, Runtime,
+    RuntimeBuilder, SubscribeOptions, DEFAULT_FINISHED_OUTPUT_BUDGET, DEFAULT_MAX_LAG_BYTES,
+    MEMORY_OUTPUT_BYTES, MEMORY_OUTPUT_LINES,
 };
 
 /// The README's examples are compiled as doctests so they stay true.

@@ -15,7 +15,8 @@ pub enum RawOutputPolicy {
     /// As `Persist`, then gzip to `<job_id>.log.gz` when the job ends.
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
-    /// Keep the last 1024 lines per job in memory (read them back with
+    /// Keep the last 1024 lines per job in memory, at most
+    /// [`MEMORY_OUTPUT_BYTES`] of them (read them back with
     /// [`Runtime::output`](crate::Runtime::output)); freed with the job.
     MemoryOnly,
     /// Keep nothing beyond the live event stream (the default).
@@ -47,6 +48,14 @@ impl Default for RetentionPolicy {
 /// Lines kept per job by [`RawOutputPolicy::MemoryOnly`].
 pub const MEMORY_OUTPUT_LINES: usize = 1024;
 
+/// Bytes kept per job by [`RawOutputPolicy::MemoryOnly`] (4 MiB; each line
+/// counted as its text plus 64 bytes): a 1 GiB line does not stay in memory.
+pub const MEMORY_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default [`RuntimeBuilder::finished_output_budget`](super::RuntimeBuilder::finished_output_budget):
+/// 32 MiB of output kept across all finished jobs.
+pub const DEFAULT_FINISHED_OUTPUT_BUDGET: usize = 32 * 1024 * 1024;
+
 /// Everything the builder can set.
 #[derive(Debug, Clone)]
 pub(crate) struct RuntimeConfig {
@@ -62,6 +71,9 @@ pub(crate) struct RuntimeConfig {
     pub ring_lines: usize,
     pub ring_bytes: usize,
     pub max_finished_jobs: usize,
+    /// Output bytes kept across all finished jobs (event logs and
+    /// `MemoryOnly` rings).
+    pub finished_output_budget: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -81,6 +93,7 @@ impl Default for RuntimeConfig {
             ring_lines: 131_072,
             ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
+            finished_output_budget: DEFAULT_FINISHED_OUTPUT_BUDGET,
         }
     }
 }

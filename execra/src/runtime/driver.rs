@@ -321,10 +321,26 @@ impl Driver {
             kill_armed = true;
         }
 
+        // Backpressure gate: while a `Lag::Backpressure` subscriber is too far
+        // behind, the pipes are not read (the child blocks in `write`); every
+        // other branch keeps running.
+        let log = Arc::clone(&self.entry.log);
         while stdout.is_some() || stderr.is_some() || exit.is_none() {
             let mut read_data = false;
+            let gated = log.lagging(false);
             tokio::select! {
-                r = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
+                _ = log.room(), if gated => {
+                    // The drain deadline counts from when the pipes can be
+                    // read again: a slow subscriber must not lose the tail.
+                    if drain_armed {
+                        drain_sleep.as_mut().reset(tokio::time::Instant::now() + drain);
+                    }
+                    // Nor is a held pipe idle: a partial line is not a redraw.
+                    if idle_armed {
+                        idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle_delay);
+                    }
+                }
+                r = read_some(&mut stdout, &mut out_buf), if stdout.is_some() && !gated => {
                     match r {
                         Some(n) => out_split.push(&out_buf[..n], &mut segs),
                         None => { out_split.finish(&mut segs); stdout = None; }
@@ -336,7 +352,7 @@ impl Driver {
                     }
                     read_data = true;
                 }
-                r = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
+                r = read_some(&mut stderr, &mut err_buf), if stderr.is_some() && !gated => {
                     match r {
                         Some(n) => err_split.push(&err_buf[..n], &mut segs),
                         None => { err_split.finish(&mut segs); stderr = None; }
@@ -358,7 +374,7 @@ impl Driver {
                         drain_armed = true;
                     }
                 }
-                _ = &mut idle_sleep, if idle_armed => {
+                _ = &mut idle_sleep, if idle_armed && !gated => {
                     idle_armed = false;
                     out_split.flush_idle(&mut segs);
                     self.handle(Stream::Stdout, &mut segs);
@@ -381,7 +397,9 @@ impl Driver {
                     kill_armed = false;
                     tree.kill();
                 }
-                _ = &mut drain_sleep, if drain_armed => {
+                // Held while a backpressure subscriber stalls, unless the job
+                // is being stopped (cancel, timeout).
+                _ = &mut drain_sleep, if drain_armed && (!gated || self.stopped.is_some()) => {
                     // A descendant holds the pipes after the main process
                     // exited: stop it and finish with what we have.
                     drain_armed = false;

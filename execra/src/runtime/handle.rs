@@ -9,7 +9,7 @@ use crate::job::JobId;
 use crate::outcome::Outcome;
 
 use super::registry::JobEntry;
-use super::{Error, EventStream, Runtime};
+use super::{Error, EventStream, Runtime, SubscribeOptions};
 
 /// A spawned job. Await it for the [`Outcome`]; subscribe for its events;
 /// cancel it; write to its stdin.
@@ -53,8 +53,21 @@ impl JobHandle {
     }
 
     /// This job's events from `job_created` on, whenever this is called.
+    /// Falls behind by skipping output ([`Lag::Skip`](super::Lag::Skip));
+    /// see [`subscribe_with`](Self::subscribe_with) for a subscription that
+    /// makes the job wait instead.
     pub fn subscribe(&self) -> EventStream {
-        EventStream::job(self.entry.log.cursor())
+        EventStream::job(self.entry.log.cursor(None))
+    }
+
+    /// This job's events from `job_created` on, with options: e.g.
+    /// `subscribe_with(SubscribeOptions::backpressure())` gets every line,
+    /// the job's pipes are not read while this subscriber is too far
+    /// behind (see [`Lag::Backpressure`](super::Lag::Backpressure)). Lines
+    /// the job's output buffer dropped before this call are still reported
+    /// as one `output_skipped`: subscribe right after spawning to get all.
+    pub fn subscribe_with(&self, opts: SubscribeOptions) -> EventStream {
+        EventStream::job(self.entry.log.cursor(opts.budget()))
     }
 
     /// Write bytes to the job's stdin (spawned with

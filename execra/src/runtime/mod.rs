@@ -29,10 +29,13 @@ use crate::job::{Job, JobId};
 use crate::output::{OutputLine, OutputRing};
 
 pub use builder::RuntimeBuilder;
-pub use config::{RawOutputPolicy, RetentionPolicy, MEMORY_OUTPUT_LINES};
+pub use config::{
+    RawOutputPolicy, RetentionPolicy, DEFAULT_FINISHED_OUTPUT_BUDGET, MEMORY_OUTPUT_BYTES,
+    MEMORY_OUTPUT_LINES,
+};
 pub use handle::JobHandle;
 pub use query::JobsQuery;
-pub use stream::EventStream;
+pub use stream::{EventStream, Lag, SubscribeOptions, DEFAULT_MAX_LAG_BYTES};
 
 pub(crate) use config::RuntimeConfig;
 use log::{lock, Bus, EventLog, RingLimits};
@@ -131,10 +134,11 @@ impl Runtime {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_concurrent));
         let bus = Bus::new(config.ring_lines);
+        let registry = Registry::with_budget(config.finished_output_budget);
         Runtime {
             inner: Arc::new(Inner {
                 config,
-                registry: Mutex::new(Registry::default()),
+                registry: Mutex::new(registry),
                 bus,
                 permits,
                 history,
@@ -164,8 +168,12 @@ impl Runtime {
             lines: self.inner.config.ring_lines,
             bytes: self.inner.config.ring_bytes,
         };
-        let ring = (self.inner.config.raw_policy() == RawOutputPolicy::MemoryOnly)
-            .then(|| Mutex::new(OutputRing::new(MEMORY_OUTPUT_LINES)));
+        let ring = (self.inner.config.raw_policy() == RawOutputPolicy::MemoryOnly).then(|| {
+            Mutex::new(OutputRing::with_limits(
+                MEMORY_OUTPUT_LINES,
+                MEMORY_OUTPUT_BYTES,
+            ))
+        });
         let interactive = matches!(launch.stdin, StdinMode::Interactive);
         let entry = Arc::new(JobEntry {
             id,
@@ -255,8 +263,15 @@ impl Runtime {
     /// a job only in history, its stored (non-output) events. For an unknown
     /// job, a stream that ends at once.
     pub fn subscribe_job(&self, id: JobId) -> EventStream {
+        self.subscribe_job_with(id, SubscribeOptions::default())
+    }
+
+    /// [`subscribe_job`](Self::subscribe_job) with options (e.g. a
+    /// [`Lag::Backpressure`] subscription; see
+    /// [`JobHandle::subscribe_with`]).
+    pub fn subscribe_job_with(&self, id: JobId, opts: SubscribeOptions) -> EventStream {
         if let Some(entry) = self.entry(id) {
-            return EventStream::job(entry.log.cursor());
+            return EventStream::job(entry.log.cursor(opts.budget()));
         }
         let stored = match &self.inner.history {
             Some(h) => h.events(id).unwrap_or_default(),
