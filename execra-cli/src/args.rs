@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// Print one JSON event per line (the wire protocol) instead of output.
     #[arg(long)]
     pub json: bool,
+    /// Give the job `/dev/null` as stdin (by default it reads ours: a pipe
+    /// or file as is, the terminal by forwarding).
+    #[arg(long)]
+    pub no_stdin: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,

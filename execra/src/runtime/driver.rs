@@ -195,6 +195,8 @@ struct Driver {
     batch: Vec<Item>,
     raw: Option<Box<dyn RawSink>>,
     stopped: Option<Stop>,
+    /// `started.elapsed()` for the lines of the pipe read being handled.
+    batch_elapsed: Option<Duration>,
 }
 
 impl Driver {
@@ -219,6 +221,7 @@ impl Driver {
             batch: Vec::new(),
             raw: None,
             stopped: None,
+            batch_elapsed: None,
         }
     }
 
@@ -500,6 +503,7 @@ impl Driver {
             return;
         }
         let at = SystemTime::now();
+        self.batch_elapsed = Some(self.started.elapsed());
         for seg in segs.drain(..) {
             let mut text = seg.text;
             if !self.launch.secrets.is_empty() {
@@ -547,6 +551,7 @@ impl Driver {
                 self.apply(ie);
             }
         }
+        self.batch_elapsed = None;
         if let Some(raw) = &mut self.raw {
             if let Err(e) = raw.flush() {
                 self.raw_log_failed(e);
@@ -569,7 +574,8 @@ impl Driver {
             command: &self.launch.spec,
             current_phase: self.phases.last(),
             phase_stack: &self.phases,
-            elapsed: self.started.elapsed(),
+            // One clock read per pipe read, not per line.
+            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
         };
         match catch_unwind(AssertUnwindSafe(|| f(interp.as_mut(), &ctx))) {
             Ok(evs) => evs,
