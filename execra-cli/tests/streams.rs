@@ -83,7 +83,12 @@ fn a_slow_reader_gets_every_line() {
     assert_eq!(next - 1, 300_000);
     assert!(wait_within(&mut child, 30, "execra run").success());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!err.contains("skipped"), "{err}");
 }
 
@@ -131,7 +136,12 @@ fn no_stdin_gives_the_job_dev_null() {
     let _keep = child.stdin.take();
     assert!(wait_within(&mut child, 30, "execra run --no-stdin -- cat").success());
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!(out, "");
 }
 
@@ -154,7 +164,12 @@ fn closed_stdout_ends_promptly(script: &str) {
     let status = wait_within(&mut child, 30, "execra run | head -1");
     assert_eq!(status.code(), Some(141), "exit as a SIGPIPE'd program");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!err.contains("panicked"), "{err}");
     let job = last_job(&db);
     assert!(
@@ -195,7 +210,12 @@ fn a_full_disk_is_a_clear_error_and_the_job_is_cancelled() {
     let status = wait_within(&mut child, 30, "execra run > /dev/full");
     assert_eq!(status.code(), Some(1));
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(err.contains("No space left"), "{err}");
     assert_eq!(last_job(&db).state, execra::JobState::Cancelled);
 }

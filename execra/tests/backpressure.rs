@@ -384,3 +384,23 @@ async fn finished_jobs_share_one_output_budget() {
     );
     assert!(!rt.output(ids[9]).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_was_there_misses_no_progress_even_when_late_reading() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(Command::new("seq").arg("5000").interpreter(Chatty))
+        .unwrap();
+    let s = h.subscribe();
+    // Read nothing until the job is over (the log gets sealed meanwhile).
+    assert!(h.await.is_success());
+    let evs = collect(s).await;
+    let updates = evs
+        .iter()
+        .filter(|e| matches!(e, Event::ProgressUpdated { .. }))
+        .count();
+    assert_eq!(
+        updates, 5000,
+        "coalescing took events from a live subscriber"
+    );
+}

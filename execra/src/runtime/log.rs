@@ -25,13 +25,16 @@
 //! backpressure cursor (and dropping it) wakes the driver through
 //! [`EventLog::room`].
 //!
-//! **Superseded state events** are coalesced in the replay log: a new
-//! `progress_updated` replaces the previous one, likewise `label_updated`,
-//! and `phase_updated` of the same phase, as long as no other structural
-//! event (a phase change, a finding, a warning…) came in between. A late
-//! subscriber therefore sees the latest progress and label, and every phase
-//! and finding, while a job that reports progress a million times keeps one
-//! entry.
+//! **Superseded state events** are coalesced in the replay log: a
+//! `progress_updated` followed by a newer one is dropped, likewise
+//! `label_updated`, and `phase_updated` of the same phase, as long as no
+//! other structural event (a phase change, a finding, a warning…) came in
+//! between, and only once every live cursor has read it (a subscriber never
+//! misses an event that happened while it was subscribed). The log is
+//! compacted when its structural entries double (amortized O(1) per event)
+//! and when it is sealed. A late subscriber therefore sees the latest
+//! progress and label, and every phase and finding, while a job that reports
+//! progress a million times keeps a bounded number of entries.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -146,22 +149,26 @@ pub(crate) struct CursorShared {
     backpressure: Option<u64>,
 }
 
-/// Is this event a state that a later event of the same kind replaces?
-fn superseded_by(old: &Event, new: &Event) -> bool {
-    match (old, new) {
-        (Event::ProgressUpdated { .. }, Event::ProgressUpdated { .. }) => true,
-        (Event::LabelUpdated { .. }, Event::LabelUpdated { .. }) => true,
-        (Event::PhaseUpdated { phase: a, .. }, Event::PhaseUpdated { phase: b, .. }) => a == b,
-        _ => false,
+/// Which state a state event sets (a later event with the same key
+/// supersedes it), or `None` for every other event.
+#[derive(PartialEq)]
+enum StateKey {
+    Progress,
+    Label,
+    Phase(crate::phase::PhaseId),
+}
+
+fn state_key(ev: &Event) -> Option<StateKey> {
+    match ev {
+        Event::ProgressUpdated { .. } => Some(StateKey::Progress),
+        Event::LabelUpdated { .. } => Some(StateKey::Label),
+        Event::PhaseUpdated { phase, .. } => Some(StateKey::Phase(*phase)),
+        _ => None,
     }
 }
 
-fn is_state(ev: &Event) -> bool {
-    matches!(
-        ev,
-        Event::ProgressUpdated { .. } | Event::LabelUpdated { .. } | Event::PhaseUpdated { .. }
-    )
-}
+/// Structural entries kept before the first compaction is tried.
+const COMPACT_FIRST: usize = 1024;
 
 struct LogState {
     structural: Vec<Entry>,
@@ -178,6 +185,8 @@ struct LogState {
     cursors: Vec<Weak<CursorShared>>,
     /// How many backpressure cursors were opened (0: skip the pin scan).
     backpressure_cursors: usize,
+    /// Compact the structural entries when there are this many.
+    compact_at: usize,
 }
 
 impl LogState {
@@ -201,6 +210,40 @@ impl LogState {
         });
         self.backpressure_cursors = live_bp;
         min
+    }
+
+    /// Drop state events superseded by a later one of the same kind with
+    /// no other structural event in between, once every live cursor has
+    /// read them (a subscriber never misses an event it was there for).
+    fn compact(&mut self) {
+        let min_live = self
+            .cursors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| c.pos.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut keep = vec![true; self.structural.len()];
+        let mut seen: Vec<StateKey> = Vec::new();
+        for (i, e) in self.structural.iter().enumerate().rev() {
+            match state_key(&e.event) {
+                None => seen.clear(),
+                Some(k) => {
+                    if seen.contains(&k) {
+                        keep[i] = e.seq >= min_live;
+                    } else {
+                        seen.push(k);
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        self.structural.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let n = self.structural.len();
+        self.compact_at = n + n.max(COMPACT_FIRST);
     }
 }
 
@@ -239,6 +282,7 @@ impl EventLog {
                 limits,
                 cursors: Vec::new(),
                 backpressure_cursors: 0,
+                compact_at: COMPACT_FIRST,
             }),
             notify: Notify::new(),
             room: Notify::new(),
@@ -321,28 +365,14 @@ impl EventLog {
                     }
                     Item::Event(event) => {
                         let closing = event.is_finalized();
-                        if is_state(&event) {
-                            // Replace the same state earlier in the trailing
-                            // run of state events (at most one per kind).
-                            let run = st
-                                .structural
-                                .iter()
-                                .rev()
-                                .take_while(|e| is_state(&e.event))
-                                .count();
-                            let from = st.structural.len() - run;
-                            if let Some(i) = st.structural[from..]
-                                .iter()
-                                .position(|e| superseded_by(&e.event, &event))
-                            {
-                                st.structural.remove(from + i);
-                            }
-                        }
                         st.structural.push(Entry {
                             seq,
                             out_ord: ord,
                             event: *event,
                         });
+                        if st.structural.len() >= st.compact_at {
+                            st.compact();
+                        }
                         if closing {
                             st.closed = true;
                             break;
@@ -376,6 +406,7 @@ impl EventLog {
                 _ => break,
             }
         }
+        st.compact();
         st.output.shrink_to_fit();
         st.structural.shrink_to_fit();
     }
