@@ -172,6 +172,30 @@ fn child(args: &[String]) {
     rt.block_on(async {
         let scenario = args.first().map(String::as_str).unwrap_or("");
         match scenario {
+            "progress-nosub" => {
+                let rt = Runtime::new();
+                warm(&rt).await;
+                let probe = mem::Probe::start();
+                let h = rt
+                    .spawn(Command::new("seq").arg("1000000").interpreter(EveryLine))
+                    .expect("spawn");
+                let id = h.id();
+                assert!(h.await.is_success());
+                let replayed = rt
+                    .recent(1)
+                    .first()
+                    .map(|j| j.id == id)
+                    .unwrap_or(false);
+                let mut late = rt.subscribe_job(id);
+                let mut n = 0u64;
+                while let Some(e) = late.next().await {
+                    n += u64::from(matches!(e, Event::ProgressUpdated { .. }));
+                }
+                println!(
+                    "| same, no subscriber while it runs | {:.1} MiB | a late subscriber replays {n} (job in memory: {replayed}) |",
+                    probe.peak_growth_kib() as f64 / 1024.0
+                );
+            }
             "progress" => {
                 let rt = Runtime::new();
                 warm(&rt).await;

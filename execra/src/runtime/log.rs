@@ -31,8 +31,8 @@
 //! other structural event (a phase change, a finding, a warning…) came in
 //! between, and only once every live cursor has read it (a subscriber never
 //! misses an event that happened while it was subscribed). The log is
-//! compacted when its structural entries double (amortized O(1) per event)
-//! and when it is sealed. A late subscriber therefore sees the latest
+//! compacted when its structural entries grow by half (amortized O(1) per
+//! event), when it is sealed, and before a late subscriber replays it. A late subscriber therefore sees the latest
 //! progress and label, and every phase and finding, while a job that reports
 //! progress a million times keeps a bounded number of entries.
 
@@ -243,7 +243,7 @@ impl LogState {
             keep[i - 1]
         });
         let n = self.structural.len();
-        self.compact_at = n + n.max(COMPACT_FIRST);
+        self.compact_at = n + (n / 2).max(COMPACT_FIRST);
     }
 }
 
@@ -415,6 +415,11 @@ impl EventLog {
     /// if it is a backpressure cursor.
     pub(crate) fn cursor(self: &Arc<Self>, backpressure: Option<u64>) -> JobCursor {
         let mut st = lock(&self.state);
+        if st.closed {
+            // Subscribers that were there when the job ended may have read
+            // on since it was sealed: a late one gets the compact replay.
+            st.compact();
+        }
         // A backpressure cursor has read nothing yet: it lags by everything
         // still in the ring (so the driver waits for it from the start).
         let first_bytes = st

@@ -129,8 +129,11 @@ enum State {
 /// Use [`next`](Self::next) or the [`futures_core::Stream`] impl. A job's
 /// stream ends after its `finalized` event; the all-jobs stream ends when the
 /// runtime shuts down. If the consumer falls far behind a chatty job, it
-/// receives `output_skipped { count }` in place of the lines it missed; it
-/// never misses any other event.
+/// receives `output_skipped { count }` in place of the lines it missed
+/// ([`Lag::Skip`]), or the job waits for it ([`Lag::Backpressure`]); it never
+/// misses any other event (a progress or label update superseded before it
+/// subscribed is not replayed: it sees the latest). For chatty jobs,
+/// [`next_batch`](Self::next_batch) is the fast way to read.
 pub struct EventStream {
     buf: VecDeque<Pending>,
     state: State,
