@@ -71,9 +71,9 @@ fn a_slow_reader_gets_every_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = 1u64;
-    while let Some(line) = lines.next() {
+    for line in lines {
         assert_eq!(line.unwrap(), next.to_string());
         next += 1;
         if next % 50_000 == 0 {

@@ -193,13 +193,10 @@ impl EventStream {
         let mut n = 1;
         while n < max {
             if self.buf.is_empty() {
-                match &mut self.state {
-                    State::Idle(src) => {
-                        if let Read::Ended = src.try_read(&mut self.buf) {
-                            self.state = State::Done;
-                        }
+                if let State::Idle(src) = &mut self.state {
+                    if let Read::Ended = src.try_read(&mut self.buf) {
+                        self.state = State::Done;
                     }
-                    _ => {}
                 }
                 if self.buf.is_empty() {
                     break;
