@@ -84,11 +84,53 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let id = handle.id();
     // Backpressure: the job waits for the terminal (or the file, or the
     // pipe) as it would in a shell pipe; no line is ever skipped.
-    let mut events = handle.subscribe_with(SubscribeOptions::backpressure());
+    let events = handle.subscribe_with(SubscribeOptions::backpressure());
     if !a.no_stdin && stdin_tty {
         forward_terminal(rt.clone(), id);
     }
-    let mut ui = Ui::new(a.json);
+    // The consumer runs on a worker thread (not the `block_on` thread): the
+    // job's driver wakes it without a cross-thread unpark per batch.
+    let consumer = tokio::spawn(consume(rt.clone(), id, events, Ui::new(a.json)));
+    let mut ui = match consumer.await {
+        Ok(r) => r?,
+        Err(e) => {
+            // The consumer panicked: make sure the job does not outlive us.
+            let _ = rt.cancel(id);
+            return Err(CliError::new(format!(
+                "internal error while streaming: {e}"
+            )));
+        }
+    };
+    let outcome = handle.await;
+    ui.finish();
+    // History is durable once the handle resolved; nothing else to wait for.
+    let exit = rt.job(id).and_then(|j| j.exit);
+    match ui.broken.take() {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // As a program killed by SIGPIPE would exit in a shell pipe.
+            return Ok(EXIT_BROKEN_PIPE);
+        }
+        Some(e) => {
+            return Err(CliError::new(format!(
+                "cannot write the job's output ({e}); job {id} was cancelled"
+            )));
+        }
+        None => {}
+    }
+    if !a.json && !outcome.is_success() {
+        eprintln!("execra: job {id} {}", outcome.message());
+    }
+    Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
+}
+
+/// Stream the job's events to the terminal until its stream ends; cancel it
+/// on Ctrl-C / SIGTERM / SIGHUP or when our output cannot be written.
+async fn consume(
+    rt: Runtime,
+    id: execra::JobId,
+    mut events: execra::EventStream,
+    mut ui: Ui,
+) -> Result<Ui, CliError> {
     let mut cancelled = false;
     let mut stop = stop_signals();
     let mut batch = Vec::with_capacity(BATCH);
@@ -117,26 +159,7 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
             }
         }
     }
-    let outcome = handle.await;
-    ui.finish();
-    // History is durable once the handle resolved; nothing else to wait for.
-    let exit = rt.job(id).and_then(|j| j.exit);
-    match ui.broken.take() {
-        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            // As a program killed by SIGPIPE would exit in a shell pipe.
-            return Ok(EXIT_BROKEN_PIPE);
-        }
-        Some(e) => {
-            return Err(CliError::new(format!(
-                "cannot write the job's output ({e}); job {id} was cancelled"
-            )));
-        }
-        None => {}
-    }
-    if !a.json && !outcome.is_success() {
-        eprintln!("execra: job {id} {}", outcome.message());
-    }
-    Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
+    Ok(ui)
 }
 
 /// Events taken per wake-up.
