@@ -82,6 +82,7 @@ fn main() {
     println!("|---|---|---|");
     for scenario in [
         "progress",
+        "progress-nosub",
         "finished",
         "finished-unbounded",
         "bigline-memoryonly",
