@@ -381,3 +381,38 @@ fn a_driver_dropped_before_it_first_ran_still_resolves_its_handle() {
     );
     assert!(rt.running().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_jobs_that_are_finishing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.sqlite");
+    let rt = Runtime::builder().history(&db).build().expect("build");
+    let mut bus = rt.subscribe();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        // Short jobs: many are in the middle of finishing (terminal snapshot,
+        // history barrier pending) when shutdown starts.
+        let cmd = Command::sh(format!("exit {}", i % 2));
+        ids.push(rt.spawn(cmd).expect("spawn").id());
+    }
+    // Let the first ones reach their finishing window.
+    while rt.running().len() > 40 {
+        tokio::task::yield_now().await;
+    }
+    rt.shutdown().await.expect("shutdown");
+    let mut finalized = std::collections::HashSet::new();
+    while let Some(ev) = bus.next().await {
+        if let Event::Finalized { job, .. } = ev {
+            assert!(finalized.insert(job), "finalized twice: {job}");
+        }
+    }
+    for id in &ids {
+        assert!(finalized.contains(id), "no finalized on the bus for {id}");
+    }
+    // Everything is durable once shutdown returned.
+    let store = execra::store::Store::open(&db).expect("open");
+    for id in &ids {
+        let job = store.load_job(*id).expect("load").expect("stored");
+        assert!(job.state.is_terminal() && job.outcome.is_some(), "{job:?}");
+    }
+}
