@@ -21,137 +21,30 @@
 //! same `finalized` through the same [`settle`].
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::command::{Launch, Redactor, StdinMode};
+use crate::command::{Launch, Redactor};
 use crate::event::{Event, Stream};
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
-use crate::job::{Job, JobId, JobState};
+use crate::job::{JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{LineSplitter, OutputLine, Segment, SegmentKind};
+use crate::output::{OutputLine, Segment, SegmentKind};
 use crate::process::{self, ProcessTree};
 
-use super::log::{lock, Item, OutLine, RingLimits};
+use super::finish::{conclude, publish, settle, Guard};
+use super::interp::Interp;
+use super::log::{lock, Item, OutLine};
 use super::persist::RawSink;
+use super::pipe::Pipe;
 use super::registry::{JobEntry, StdinMsg};
 use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
 use super::tally::Tally;
 use super::{Inner, RawOutputPolicy};
-
-/// How much output a finished job's event log keeps for late subscribers:
-/// the last 1024 lines, at most 1 MiB. Earlier lines are replayed as one
-/// `output_skipped`.
-const FINISHED_LOG_LIMITS: RingLimits = RingLimits {
-    lines: 1024,
-    bytes: 1024 * 1024,
-};
-
-/// Append items to the job's log, the all-jobs bus and history (which gets
-/// the structural events with the snapshot `job()` after them).
-pub(crate) fn publish(
-    inner: &Inner,
-    entry: &JobEntry,
-    job: impl FnOnce() -> Job,
-    items: Vec<Item>,
-) {
-    if items.is_empty() {
-        return;
-    }
-    if let Some(h) = &inner.history {
-        let structural: Vec<Event> = items.iter().filter_map(Item::structural).cloned().collect();
-        if !structural.is_empty() {
-            h.record(&job(), &structural);
-        }
-    }
-    inner.bus.publish(entry.id, &items);
-    entry.log.append(items);
-}
-
-/// Set the final state and outcome on the job's snapshot; returns the
-/// snapshot and the `finalized` event to record and publish.
-fn conclude(entry: &JobEntry, outcome: &Outcome) -> (Job, Event) {
-    let state = if matches!(outcome, Outcome::Cancelled { .. }) {
-        JobState::Cancelled
-    } else {
-        JobState::Finalized
-    };
-    let job = {
-        let mut s = lock(&entry.snapshot);
-        s.state = state;
-        s.outcome = Some(outcome.clone());
-        s.current_phase = None;
-        s.clone()
-    };
-    let ev = Event::Finalized {
-        job: entry.id,
-        outcome: outcome.clone(),
-        at: SystemTime::now(),
-    };
-    (job, ev)
-}
-
-/// Publish `finalized` (already recorded in history) and resolve the handle:
-/// the last thing that happens to a job.
-fn settle(inner: &Inner, entry: &JobEntry, finalized: Event, outcome: Outcome) {
-    tracing::info!(outcome = %outcome.message(), "job finalized");
-    let item = [Item::event(finalized)];
-    inner.bus.publish(entry.id, &item);
-    entry.log.append(item);
-    entry.log.seal(FINISHED_LOG_LIMITS);
-    *lock(&entry.stdin) = None;
-    lock(&inner.registry).finished(entry.id, inner.config.max_finished_jobs);
-    entry.done.send_replace(Some(outcome));
-}
-
-/// Finalizes the job if the driver is dropped half-way (its tokio runtime
-/// shut down): kills the tree and resolves the handle, so nothing waits
-/// forever and nothing is left running. Created before the driver's future
-/// is first polled, so even a never-polled driver resolves its handle.
-struct Guard {
-    inner: Arc<Inner>,
-    entry: Arc<JobEntry>,
-    tree: Option<Arc<ProcessTree>>,
-    /// Set by [`Driver::finish`] once the real outcome went to history: a
-    /// drop after that publishes this outcome, not "shut down".
-    finalizing: Option<(Event, Outcome)>,
-    armed: bool,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.armed || self.entry.outcome().is_some() {
-            return;
-        }
-        if let Some(tree) = &self.tree {
-            tree.kill();
-        }
-        let (ev, outcome) = match self.finalizing.take() {
-            Some(f) => f,
-            None => {
-                tracing::warn!("the runtime driving this job shut down; job killed");
-                let outcome = Outcome::Failed {
-                    reason: FailureReason::SpawnFailed {
-                        error: "the runtime driving this job shut down".to_string(),
-                    },
-                    summary: None,
-                    findings: Vec::new(),
-                };
-                let (job, ev) = conclude(&self.entry, &outcome);
-                if let Some(h) = &self.inner.history {
-                    h.record(&job, std::slice::from_ref(&ev));
-                }
-                (ev, outcome)
-            }
-        };
-        settle(&self.inner, &self.entry, ev, outcome);
-    }
-}
 
 /// The future that runs one job to its verdict, inside a `job` tracing span
 /// (its id and label; never secret values).
@@ -234,61 +127,13 @@ async fn drive(
     job.finish(outcome, &mut guard).await;
 }
 
-/// One of the child's output pipes with its line splitter.
-struct Pipe<R> {
-    stream: Stream,
-    reader: Option<R>,
-    splitter: LineSplitter,
-    buf: Box<[u8]>,
-}
-
-impl<R: AsyncRead + Unpin> Pipe<R> {
-    fn new(stream: Stream, reader: Option<R>, max_line: usize) -> Self {
-        Pipe {
-            stream,
-            reader,
-            splitter: LineSplitter::new(max_line),
-            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        self.reader.is_some()
-    }
-
-    /// Read once: `Some(n)` bytes, or `None` at EOF / on error.
-    async fn read(&mut self) -> Option<usize> {
-        let r = self.reader.as_mut()?;
-        match r.read(&mut self.buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some(n),
-        }
-    }
-
-    /// Split what [`read`](Self::read) returned into segments; at EOF the
-    /// unfinished line is delivered and the pipe closes.
-    fn take(&mut self, read: Option<usize>, segs: &mut Vec<Segment>) {
-        match read {
-            Some(n) => self.splitter.push(&self.buf[..n], segs),
-            None => self.close(segs),
-        }
-    }
-
-    /// Stop reading: deliver the unfinished line and close.
-    fn close(&mut self, segs: &mut Vec<Segment>) {
-        self.splitter.finish(segs);
-        self.reader = None;
-    }
-}
-
 /// Per-job state while it runs.
 struct Driver {
     inner: Arc<Inner>,
     entry: Arc<JobEntry>,
     id: JobId,
     launch: Launch,
-    interpreter: Option<Box<dyn Interpreter + Send>>,
-    interpreter_name: String,
+    interp: Interp,
     tally: Tally,
     redactor: Redactor,
     started: Instant,
@@ -298,19 +143,14 @@ struct Driver {
 
 impl Driver {
     fn new(inner: &Arc<Inner>, entry: &Arc<JobEntry>, mut launch: Launch) -> Self {
-        let interpreter = launch.interpreter.take();
-        let interpreter_name = interpreter
-            .as_ref()
-            .map(|i| i.name().to_string())
-            .unwrap_or_default();
+        let interp = Interp::new(launch.interpreter.take());
         let redactor = Redactor::new(std::mem::take(&mut launch.secrets));
         Driver {
             inner: Arc::clone(inner),
             entry: Arc::clone(entry),
             id: entry.id,
             launch,
-            interpreter,
-            interpreter_name,
+            interp,
             tally: Tally::default(),
             redactor,
             started: Instant::now(),
@@ -441,32 +281,17 @@ impl Driver {
         self.flush();
     }
 
-    /// Stdin: a separate task so a child that never reads cannot block us.
+    /// Stdin: fed by its own task (see [`stdin`](super::stdin)).
     fn connect_stdin(
         &mut self,
         child: &mut tokio::process::Child,
         stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
     ) {
-        let Some(mut stdin) = child.stdin.take() else {
-            return;
-        };
-        match std::mem::take(&mut self.launch.stdin) {
-            StdinMode::Piped(bytes) => {
-                tokio::spawn(async move {
-                    let _ = stdin.write_all(&bytes).await;
-                });
-            }
-            StdinMode::Interactive => {
-                if let Some(rx) = stdin_rx {
-                    tokio::spawn(pump_stdin(stdin, rx));
-                }
-            }
-            StdinMode::Null | StdinMode::Inherit => drop(stdin),
+        if let Some(stdin) = child.stdin.take() {
+            let mode = std::mem::take(&mut self.launch.stdin);
+            super::stdin::connect(stdin, mode, stdin_rx);
         }
     }
-
-    /// A pipe read returned: split it and handle the segments; at EOF, what
-    /// the redactor still holds back goes out too.
     fn take<R: AsyncRead + Unpin>(
         &mut self,
         pipe: &mut Pipe<R>,
@@ -617,7 +442,7 @@ impl Driver {
                 });
             }
         }
-        let (text, interpreted) = if self.interpreter.is_some() {
+        let (text, interpreted) = if self.interp.is_active() {
             let line = Line { stream, text, at };
             let evs = self.call_interpreter(
                 |i, ctx| {
@@ -644,15 +469,13 @@ impl Driver {
         }
     }
 
-    /// Call the interpreter, catching panics (which disable it).
+    /// Call the interpreter with the job's context; a panic becomes an
+    /// `interpreter_error` (see [`Interp`]).
     fn call_interpreter(
         &mut self,
         f: impl FnOnce(&mut dyn Interpreter, &Context) -> Vec<InterpreterEvent>,
         line: Option<&str>,
     ) -> Vec<InterpreterEvent> {
-        let Some(interp) = self.interpreter.as_mut() else {
-            return Vec::new();
-        };
         let phases = self.tally.phases();
         let ctx = Context {
             job: self.id,
@@ -661,25 +484,25 @@ impl Driver {
             phase_stack: phases,
             elapsed: self.started.elapsed(),
         };
-        match catch_unwind(AssertUnwindSafe(|| f(interp.as_mut(), &ctx))) {
+        match self.interp.call(&ctx, f) {
             Ok(evs) => evs,
-            Err(payload) => {
-                let msg = panic_message(payload.as_ref());
-                tracing::warn!(interpreter = %self.interpreter_name, panic = %msg,
-                    "interpreter panicked; disabled for the rest of the job");
-                self.interpreter = None;
-                self.push(Event::InterpreterError {
-                    job: self.id,
-                    interpreter: self.interpreter_name.clone(),
-                    error: format!(
-                        "interpreter panicked: {msg}; it is disabled for the rest of this job"
-                    ),
-                    line: line.map(str::to_string),
-                    at: SystemTime::now(),
-                });
+            Err(msg) => {
+                let error =
+                    format!("interpreter panicked: {msg}; it is disabled for the rest of this job");
+                self.interpreter_error(error, line);
                 Vec::new()
             }
         }
+    }
+
+    fn interpreter_error(&mut self, error: String, line: Option<&str>) {
+        self.push(Event::InterpreterError {
+            job: self.id,
+            interpreter: self.interp.name().to_string(),
+            error,
+            line: line.map(str::to_string),
+            at: SystemTime::now(),
+        });
     }
 
     /// Apply one interpreter event through the tally and emit its event.
@@ -691,13 +514,7 @@ impl Driver {
         match applied {
             Ok(Some(ev)) => self.push(ev),
             Ok(None) => {}
-            Err(error) => self.push(Event::InterpreterError {
-                job: self.id,
-                interpreter: self.interpreter_name.clone(),
-                error,
-                line: None,
-                at: SystemTime::now(),
-            }),
+            Err(error) => self.interpreter_error(error, None),
         }
     }
 
@@ -719,24 +536,6 @@ impl Driver {
     }
 }
 
-/// Feed a job's stdin from the runtime's write requests.
-async fn pump_stdin(
-    mut stdin: tokio::process::ChildStdin,
-    mut rx: mpsc::UnboundedReceiver<StdinMsg>,
-) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            StdinMsg::Write(bytes) => {
-                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
-                    break;
-                }
-            }
-            StdinMsg::Close => break,
-        }
-    }
-    let _ = stdin.shutdown().await;
-}
-
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     #[cfg(unix)]
     {
@@ -752,15 +551,5 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
             code: status.code(),
             signal: None,
         }
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
     }
 }

@@ -13,12 +13,16 @@
 mod builder;
 mod config;
 mod driver;
+mod finish;
 mod handle;
 mod history_api;
+mod interp;
 mod log;
 pub(crate) mod persist;
+mod pipe;
 mod query;
 mod registry;
+mod stdin;
 mod stop;
 mod stream;
 mod tally;
@@ -193,7 +197,7 @@ impl Runtime {
             command: launch.spec.clone(),
             at: job.created_at,
         };
-        driver::publish(&self.inner, &entry, || job, vec![log::Item::event(created)]);
+        finish::publish(&self.inner, &entry, || job, vec![log::Item::event(created)]);
         tokio.spawn(driver::run(
             Arc::clone(&self.inner),
             Arc::clone(&entry),
