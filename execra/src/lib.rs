@@ -34,8 +34,10 @@ pub mod job;
 pub mod outcome;
 pub mod output;
 pub mod phase;
+mod private;
 mod process;
 pub mod progress;
+mod retention;
 pub mod runtime;
 pub mod store;
 #[cfg(feature = "tauri")]

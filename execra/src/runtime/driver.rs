@@ -34,9 +34,9 @@ use crate::phase::{Phase, PhaseId};
 use crate::process::{self, ProcessTree};
 
 use super::log::{lock, Item, OutLine, RingLimits};
-use super::persist::RawSink;
 use super::registry::{JobEntry, StdinMsg};
 use super::{Inner, RawOutputPolicy};
+use crate::output::RawLog;
 
 /// How much output a finished job's event log keeps for late subscribers:
 /// the last 1024 lines, at most 1 MiB. Earlier lines are replayed as one
@@ -193,7 +193,7 @@ struct Driver {
     known_error: Option<(String, String)>,
     started: Instant,
     batch: Vec<Item>,
-    raw: Option<Box<dyn RawSink>>,
+    raw: Option<RawLog>,
     stopped: Option<Stop>,
 }
 
