@@ -426,3 +426,111 @@ async fn history_and_raw_logs_are_owner_only() {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
 }
+
+/// Not a benchmark harness, a probe for BENCHMARKS.md ("Raw logs: finishing
+/// a 100 MiB log"): `cargo test --release -p execra --test raw_logs --
+/// --ignored --nocapture finishing_a_100_mib_log_probe`.
+///
+/// For each policy (no raw log, plain, gzip), interleaved rep by rep: the
+/// job writes 100 MiB of `seq` lines; *finishing* is `finalized.at −
+/// exited.at` (the verdict and closing the log; the handle resolves right
+/// after `finalized`), *total* is spawn → handle resolved. For scale, the
+/// plain log is also compressed after the job the way the previous design
+/// did it (on a thread, after the handle resolved): how long a reader had to
+/// wait for a final `.log.gz` then.
+#[cfg(feature = "gzip")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn finishing_a_100_mib_log_probe() {
+    use std::time::Instant;
+
+    const REPS: usize = 5;
+    let dir = tmp();
+    let policies = [
+        ("disabled", RawOutputPolicy::Disabled),
+        ("persist", RawOutputPolicy::Persist),
+        ("gzip", RawOutputPolicy::PersistGzipOnFinalize),
+    ];
+    let mut finishing: Vec<Vec<Duration>> = vec![Vec::new(); policies.len()];
+    let mut total: Vec<Vec<Duration>> = vec![Vec::new(); policies.len()];
+    let mut sizes = vec![0u64; policies.len()];
+    let mut after: Vec<Duration> = Vec::new();
+    for rep in 0..REPS {
+        for k in 0..policies.len() {
+            // Rotate the order so no policy always runs first.
+            let i = (k + rep) % policies.len();
+            let (name, policy) = policies[i];
+            let logs = dir.path().join(format!("{name}-{rep}"));
+            let rt = Runtime::builder()
+                .log_dir(&logs)
+                .raw_output(policy)
+                .build()
+                .expect("build");
+            let start = Instant::now();
+            let h = rt
+                .spawn(Command::sh("seq 1 20000000 | head -c 104857600"))
+                .expect("spawn");
+            let id = h.id();
+            assert!(h.await.is_success());
+            total[i].push(start.elapsed());
+            let mut events = rt.subscribe_job(id);
+            let (mut exited, mut finalized) = (None, None);
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Event::Exited { at, .. } => exited = Some(at),
+                    Event::Finalized { at, .. } => finalized = Some(at),
+                    _ => {}
+                }
+            }
+            let (Some(e), Some(f)) = (exited, finalized) else {
+                panic!("{name}: no exited/finalized event");
+            };
+            finishing[i].push(f.duration_since(e).unwrap_or_default());
+            if policy == RawOutputPolicy::Persist {
+                use std::io::Write;
+                let t = Instant::now();
+                let plain = logs.join(format!("{id}.log"));
+                let mut input = fs::File::open(&plain).expect("plain log");
+                let out = fs::File::create(logs.join("old.gz")).expect("create");
+                let mut enc = flate2::write::GzEncoder::new(
+                    std::io::BufWriter::new(out),
+                    flate2::Compression::fast(),
+                );
+                std::io::copy(&mut input, &mut enc).expect("compress");
+                let mut out = enc.finish().expect("finish");
+                out.flush().expect("flush");
+                out.get_ref().sync_all().expect("sync");
+                after.push(t.elapsed());
+                fs::remove_file(logs.join("old.gz")).expect("rm");
+            }
+            // (No directory for `disabled`.)
+            sizes[i] = fs::read_dir(&logs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum();
+            let _ = fs::remove_dir_all(&logs);
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!("| policy | finishing (median of {REPS}) | total spawn → resolved | log size |");
+    println!("|---|---|---|---|");
+    for (i, (name, _)) in policies.iter().enumerate() {
+        println!(
+            "| {name} | {:.2} ms | {:.0} ms | {:.1} MiB |",
+            median(&mut finishing[i]).as_secs_f64() * 1e3,
+            median(&mut total[i]).as_secs_f64() * 1e3,
+            sizes[i] as f64 / (1024.0 * 1024.0)
+        );
+    }
+    println!(
+        "previous design, compressing after the handle resolved: {:.0} ms",
+        median(&mut after).as_secs_f64() * 1e3
+    );
+    println!("raw finishing: {finishing:?}");
+    println!("raw total: {total:?}");
+}

@@ -113,11 +113,10 @@ impl FileRawLogs {
                 tracing::warn!(target: "execra::raw_log", job = %id, error = %e, "cannot open a raw log");
                 io::Error::new(e.kind(), format!("{}: {e}", path.display()))
             })?;
-        let out = BufWriter::with_capacity(BUFFER, file);
         let out = if self.gzip {
-            gzip_sink(out)
+            gzip_sink(file)
         } else {
-            Sink::Plain(out)
+            Sink::Plain(BufWriter::with_capacity(BUFFER, file))
         };
         if let Ok(mut open) = self.open.lock() {
             open.insert(id);
@@ -202,26 +201,27 @@ fn gz_path(dir: &Path, id: JobId) -> PathBuf {
     dir.join(format!("{id}.log.gz"))
 }
 
-/// Where a log's bytes go.
+/// Where a log's bytes go. Lines are buffered *before* compression: the
+/// compressor is called once per buffer (or per pipe read), not per line,
+/// which is what keeps it cheap (per line, a 100 MiB job took ten times
+/// longer in the BENCHMARKS.md probe).
 enum Sink {
     Plain(BufWriter<File>),
     #[cfg(feature = "gzip")]
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Gzip(BufWriter<flate2::write::GzEncoder<File>>),
 }
 
 #[cfg(feature = "gzip")]
-fn gzip_sink(out: BufWriter<File>) -> Sink {
+fn gzip_sink(file: File) -> Sink {
     // Level 1: the compression runs as the output is read, on the job's
     // driver; speed matters more than the last percent of size.
-    Sink::Gzip(flate2::write::GzEncoder::new(
-        out,
-        flate2::Compression::fast(),
-    ))
+    let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    Sink::Gzip(BufWriter::with_capacity(BUFFER, enc))
 }
 
 #[cfg(not(feature = "gzip"))]
-fn gzip_sink(out: BufWriter<File>) -> Sink {
-    Sink::Plain(out)
+fn gzip_sink(file: File) -> Sink {
+    Sink::Plain(BufWriter::with_capacity(BUFFER, file))
 }
 
 impl Sink {
@@ -238,7 +238,11 @@ impl Sink {
         match self {
             Sink::Plain(mut w) => w.flush(),
             #[cfg(feature = "gzip")]
-            Sink::Gzip(w) => w.finish()?.flush(),
+            Sink::Gzip(w) => w
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?
+                .finish()?
+                .flush(),
         }
     }
 }

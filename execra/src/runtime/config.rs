@@ -12,9 +12,14 @@ use crate::retention::RetentionPolicy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
-    /// `[stderr] `.
+    /// `[stderr] ` (flushed after each read of the pipes; complete before
+    /// the job's handle resolves). Files are owner-only (`0600`) on Unix.
     Persist,
-    /// As `Persist`, then gzip to `<job_id>.log.gz` when the job ends.
+    /// As `Persist`, but compressed while written, to `<job_id>.log.gz`
+    /// (no plain file). The stream is flushed after each read of the pipes,
+    /// so the log is readable while the job runs, and it is complete before
+    /// the job's `finalized` event and its handle resolving. (The name is
+    /// the published 1.1 API's.)
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
     /// Keep the last 1024 lines per job in memory (read them back with
