@@ -39,6 +39,7 @@ mod process;
 pub mod progress;
 mod retention;
 pub mod runtime;
+mod spec;
 pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;

@@ -21,9 +21,11 @@
 //! Failures: a log that cannot be created is reported by the driver as a
 //! `warning_detected` event (code `execra.raw_log`) and the job runs
 //! without a log. A write that fails mid-job (disk full) ends that log (the
-//! driver warns once); what was written stays readable. Both are also
-//! `tracing` events (target `execra::raw_log`, with the job id and the
-//! error, never the output).
+//! driver warns once); what was written stays readable. The driver also
+//! emits both as `tracing` events in the job's span; a log that cannot be
+//! completed when the job ends (its last write or the gzip trailer fails)
+//! is a `tracing` warning from here (target `execra::raw_log`, with the job
+//! id and the error, never the output).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -109,10 +111,7 @@ impl FileRawLogs {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| {
-                tracing::warn!(target: "execra::raw_log", job = %id, error = %e, "cannot open a raw log");
-                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            })?;
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let out = if self.gzip {
             gzip_sink(file)
         } else {
@@ -290,9 +289,9 @@ impl RawLog {
     }
 
     fn failed(&mut self, res: io::Result<()>) -> io::Result<()> {
-        if let Err(e) = &res {
-            // Disk full or similar: stop logging this job (the driver warns).
-            tracing::warn!(target: "execra::raw_log", job = %self.id, error = %e, "raw log write failed; the rest is not logged");
+        if res.is_err() {
+            // Disk full or similar: stop logging this job (the driver warns,
+            // in the job's event stream and as a `tracing` event).
             self.out = None;
         }
         res
