@@ -534,3 +534,53 @@ async fn finishing_a_100_mib_log_probe() {
     println!("raw finishing: {finishing:?}");
     println!("raw total: {total:?}");
 }
+
+/// A retention pass is a `tracing` event with what it removed (never file
+/// contents).
+#[tokio::test]
+async fn a_retention_pass_is_traced_with_its_counts() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let dir = tmp();
+    for _ in 0..2 {
+        let old = dir.path().join(format!("{}.log", JobId::new()));
+        fs::write(&old, "[stdout] private-output\n").expect("write");
+        age(&old, 30);
+    }
+    // Built on this thread: the build-time pass runs here.
+    let _rt = Runtime::builder()
+        .log_dir(dir.path())
+        .build()
+        .expect("build");
+    let text = String::from_utf8_lossy(&capture.0.lock().expect("lock")).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("retention pass done"))
+        .unwrap_or_else(|| panic!("no retention event in {text:?}"));
+    assert!(line.contains("raw_logs=2"), "{line}");
+    assert!(line.contains("execra::retention"), "{line}");
+    assert!(!text.contains("private-output"), "{text}");
+}
