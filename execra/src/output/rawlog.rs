@@ -353,7 +353,7 @@ fn read_log(path: &Path, gzipped: bool) -> io::Result<Vec<OutputLine>> {
         BufReader::new(file).read_to_end(&mut b)?;
         b
     };
-    parse_log(&complete_lines(&bytes)[..], at)
+    parse_log(complete_lines(&bytes), at)
 }
 
 /// The bytes up to and including the last `\n` (a line still being written
@@ -459,6 +459,7 @@ pub struct LogTail {
 
 /// Incremental gzip decoding state.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "gzip"), allow(dead_code))]
 struct GzState {
     /// Bytes of the 10-byte header still to skip.
     header: Vec<u8>,

@@ -52,7 +52,7 @@
 //!
 //! # Retention
 //!
-//! [`RetentionPolicy`](crate::RetentionPolicy) (defined with the rest of
+//! [`RetentionPolicy`] (defined with the rest of
 //! retention in `crate::retention`) is enforced when a runtime with history is built,
 //! hourly while it lives, and on [`Runtime::prune`](crate::Runtime::prune):
 //! events and findings older than `keep_events_for` and raw logs older than
