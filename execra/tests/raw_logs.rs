@@ -2,6 +2,8 @@
 //! they are written), an unwritable log directory, retention, owner-only
 //! files.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -539,30 +541,7 @@ async fn finishing_a_100_mib_log_probe() {
 /// contents).
 #[tokio::test]
 async fn a_retention_pass_is_traced_with_its_counts() {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (capture, _default) = common::Capture::install();
 
     let dir = tmp();
     for _ in 0..2 {
@@ -575,7 +554,7 @@ async fn a_retention_pass_is_traced_with_its_counts() {
         .log_dir(dir.path())
         .build()
         .expect("build");
-    let text = String::from_utf8_lossy(&capture.0.lock().expect("lock")).into_owned();
+    let text = capture.text();
     let line = text
         .lines()
         .find(|l| l.contains("retention pass done"))
