@@ -232,8 +232,14 @@ impl Store {
             })?;
         }
         // Owner-only from the start (it holds command lines); if this fails
-        // (a read-only directory…), opening below reports it.
-        let _ = crate::private::touch(path);
+        // (a read-only directory…), opening below reports it. SQLite's own
+        // names (`:memory:`, `file:` URIs) are not files to create.
+        let special = path
+            .to_str()
+            .is_some_and(|p| p == ":memory:" || p.starts_with("file:"));
+        if !special {
+            let _ = crate::private::touch(path);
+        }
         let mut conn = Connection::open(path).map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::CannotOpen) => io_err(
                 std::io::ErrorKind::PermissionDenied,
