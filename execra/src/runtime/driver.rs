@@ -39,12 +39,12 @@ use crate::process::{self, ProcessTree};
 use super::finish::{conclude, publish, settle, Guard};
 use super::interp::Interp;
 use super::log::{lock, Item, OutLine};
-use super::persist::RawSink;
 use super::pipe::Pipe;
 use super::registry::{JobEntry, StdinMsg};
 use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
 use super::tally::Tally;
 use super::{Inner, RawOutputPolicy};
+use crate::output::RawLog;
 
 /// The future that runs one job to its verdict, inside a `job` tracing span
 /// (its id and label; never secret values).
@@ -138,7 +138,7 @@ struct Driver {
     redactor: Redactor,
     started: Instant,
     batch: Vec<Item>,
-    raw: Option<Box<dyn RawSink>>,
+    raw: Option<RawLog>,
 }
 
 impl Driver {
