@@ -268,12 +268,14 @@ fn child(args: &[String]) {
                     .spawn(Command::sh("head -c 1073741824 /dev/zero | tr '\\0' x"))
                     .expect("spawn");
                 let mut s = h.subscribe();
-                let mut got = 0u64;
+                let (mut got, mut skipped) = (0u64, 0u64);
                 let mut batch = Vec::new();
                 while s.next_batch(&mut batch, 64).await > 0 {
                     for e in batch.drain(..) {
-                        if let Event::OutputAppended { line, .. } = e {
-                            got += line.len() as u64;
+                        match e {
+                            Event::OutputAppended { line, .. } => got += line.len() as u64,
+                            Event::OutputSkipped { count, .. } => skipped += count,
+                            _ => {}
                         }
                     }
                 }
@@ -286,7 +288,7 @@ fn child(args: &[String]) {
                     .map(|l| l.text.len())
                     .sum();
                 println!(
-                    "| 1 GiB line without newline, `MemoryOnly` | {:.1} MiB | {} MiB delivered; ring keeps {:.1} MiB |",
+                    "| 1 GiB line without newline, `MemoryOnly` | {:.1} MiB | {} MiB delivered to a `Lag::Skip` subscriber (+{skipped} 1 MiB pieces reported skipped); ring keeps {:.1} MiB |",
                     probe.peak_growth_kib() as f64 / 1024.0,
                     got >> 20,
                     kept as f64 / 1048576.0
