@@ -404,3 +404,35 @@ async fn a_subscriber_that_was_there_misses_no_progress_even_when_late_reading()
         "coalescing took events from a live subscriber"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_batch_respects_max_and_ends_with_zero() {
+    let rt = Runtime::new();
+    let h = rt.spawn(Command::new("seq").arg("10000")).unwrap();
+    let id = h.id();
+    assert!(h.await.is_success());
+    // Through the runtime, with backpressure options (the job is over: the
+    // replay is what the finished log keeps, every line reported).
+    let mut s = rt.subscribe_job_with(id, SubscribeOptions::backpressure());
+    let mut batch = Vec::new();
+    let (mut total, mut lines, mut skipped) = (0usize, 0u64, 0u64);
+    loop {
+        let n = within(30, "next_batch", s.next_batch(&mut batch, 100)).await;
+        assert!(n <= 100, "took {n} events for a max of 100");
+        assert_eq!(batch.len(), n);
+        if n == 0 {
+            break;
+        }
+        total += n;
+        for e in batch.drain(..) {
+            match e {
+                Event::OutputAppended { .. } => lines += 1,
+                Event::OutputSkipped { count, .. } => skipped += count,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(lines + skipped, 10_000);
+    assert!(total > 100, "several batches");
+    assert_eq!(s.next_batch(&mut batch, 10).await, 0, "stays ended");
+}
