@@ -41,7 +41,7 @@ pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;
 
-pub use command::{Command, CommandSpec, StdinMode, SECRET_PLACEHOLDER};
+pub use command::{Command, CommandSpec, PtySize, StdinMode, SECRET_PLACEHOLDER};
 pub use event::{Event, Stream};
 pub use finding::{Action, Finding, RelatedEntity, Severity};
 pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};

@@ -7,16 +7,22 @@
 //! buffered whole. Decoding is lossy UTF-8, and a character split across two
 //! reads decodes correctly.
 //!
+//! [`OutputDecoder`] comes before the splitter when a job's output is not
+//! UTF-8 ([`Command::encoding`](crate::Command::encoding)): it turns GBK,
+//! Shift_JIS, UTF-16… into UTF-8, completing characters split across reads.
+//!
 //! `rawlog` writes, reads back and prunes the raw output logs of
 //! [`RawOutputPolicy::Persist`].
 //!
 //! [`OutputRing`] is the bounded in-memory tail behind
 //! [`RawOutputPolicy::MemoryOnly`].
 
+mod decode;
 mod rawlog;
 mod ring;
 mod splitter;
 
+pub use decode::{encoding_for_label, OutputDecoder};
 pub use ring::{OutputLine, OutputRing};
 pub use splitter::{LineSplitter, Segment, SegmentKind, DEFAULT_MAX_LINE};
 

@@ -29,7 +29,7 @@ use crate::finding::Finding;
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::job::{Job, JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{LineSplitter, OutputLine, SegmentKind};
+use crate::output::{LineSplitter, OutputDecoder, OutputLine, SegmentKind};
 use crate::phase::{Phase, PhaseId};
 use crate::process::{self, ProcessTree};
 
@@ -153,7 +153,11 @@ pub(crate) async fn run(
         return;
     };
 
-    let spawned = match process::spawn(&job.launch) {
+    let spawned = match job.launch.invalid.clone() {
+        Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+        None => process::spawn(&job.launch),
+    };
+    let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
             job.finish(Outcome::Failed {
@@ -294,6 +298,8 @@ impl Driver {
         );
         let mut out_split = LineSplitter::new(max_line);
         let mut err_split = LineSplitter::new(max_line);
+        let mut out_dec = OutputDecoder::new(self.launch.encoding);
+        let mut err_dec = OutputDecoder::new(self.launch.encoding);
         let mut out_buf = vec![0u8; 64 * 1024];
         let mut err_buf = vec![0u8; 64 * 1024];
         let mut segs = Vec::new();
@@ -326,8 +332,12 @@ impl Driver {
             tokio::select! {
                 r = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
                     match r {
-                        Some(n) => out_split.push(&out_buf[..n], &mut segs),
-                        None => { out_split.finish(&mut segs); stdout = None; }
+                        Some(n) => out_split.push(out_dec.decode(&out_buf[..n]), &mut segs),
+                        None => {
+                            out_split.push(out_dec.finish(), &mut segs);
+                            out_split.finish(&mut segs);
+                            stdout = None;
+                        }
                     }
                     self.handle(Stream::Stdout, &mut segs);
                     if out_split.buffered() > 0 || err_split.buffered() > 0 {
@@ -338,8 +348,12 @@ impl Driver {
                 }
                 r = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
                     match r {
-                        Some(n) => err_split.push(&err_buf[..n], &mut segs),
-                        None => { err_split.finish(&mut segs); stderr = None; }
+                        Some(n) => err_split.push(err_dec.decode(&err_buf[..n]), &mut segs),
+                        None => {
+                            err_split.push(err_dec.finish(), &mut segs);
+                            err_split.finish(&mut segs);
+                            stderr = None;
+                        }
                     }
                     self.handle(Stream::Stderr, &mut segs);
                     if out_split.buffered() > 0 || err_split.buffered() > 0 {
