@@ -50,7 +50,7 @@ pub use outcome::{ExitCode, FailureReason, Outcome};
 pub use phase::{Phase, PhaseId};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
-    Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
+    Error, EventStream, JobHandle, JobsQuery, NotReady, RawOutputPolicy, RetentionPolicy, Runtime,
     RuntimeBuilder,
 };
 

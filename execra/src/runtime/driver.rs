@@ -29,8 +29,9 @@ use crate::finding::Finding;
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::job::{Job, JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{LineSplitter, OutputDecoder, OutputLine, SegmentKind};
+use crate::output::{strip_ansi, LineSplitter, OutputDecoder, OutputLine, SegmentKind};
 use crate::phase::{Phase, PhaseId};
+use crate::process::pty::{self, PtyReader, PtyWriter};
 use crate::process::{self, ProcessTree};
 
 use super::log::{lock, Item, OutLine, RingLimits};
@@ -174,8 +175,27 @@ pub(crate) async fn run(
     };
     let tree = Arc::new(spawned.tree);
     guard.tree = Some(Arc::clone(&tree));
+    let pty = match spawned.pty.map(|m| m.split()).transpose() {
+        Ok(p) => p.map(|(reader, writer, control)| {
+            *lock(&entry.pty) = Some(control);
+            (reader, writer)
+        }),
+        Err(e) => {
+            tree.kill();
+            job.finish(Outcome::Failed {
+                reason: FailureReason::SpawnFailed {
+                    error: format!("could not set up the pseudo-terminal: {e}"),
+                },
+                summary: None,
+                findings: Vec::new(),
+            })
+            .await;
+            guard.armed = false;
+            return;
+        }
+    };
     let outcome = job
-        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
+        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx, pty)
         .await;
     // The job owns its tree: nothing of it outlives the job.
     tree.kill();
@@ -199,6 +219,8 @@ struct Driver {
     batch: Vec<Item>,
     raw: Option<Box<dyn RawSink>>,
     stopped: Option<Stop>,
+    /// `ready` was already emitted.
+    ready: bool,
 }
 
 impl Driver {
@@ -223,6 +245,7 @@ impl Driver {
             batch: Vec::new(),
             raw: None,
             stopped: None,
+            ready: false,
         }
     }
 
@@ -254,6 +277,7 @@ impl Driver {
         tree: &ProcessTree,
         stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
+        pty: Option<(PtyReader, PtyWriter)>,
     ) -> Outcome {
         let now = SystemTime::now();
         self.started = Instant::now();
@@ -270,7 +294,7 @@ impl Driver {
         self.flush();
 
         // Stdin: a separate task so a child that never reads cannot block us.
-        if let Some(stdin) = child.stdin.take() {
+        let stdin_rx = if let Some(stdin) = child.stdin.take() {
             match std::mem::take(&mut self.launch.stdin) {
                 StdinMode::Piped(bytes) => {
                     tokio::spawn(async move {
@@ -285,9 +309,24 @@ impl Driver {
                 }
                 StdinMode::Null | StdinMode::Inherit => drop(stdin),
             }
-        }
+            None
+        } else {
+            stdin_rx
+        };
 
-        let mut stdout = child.stdout.take();
+        // A PTY is one merged stream, read as stdout; its input side is fed
+        // by `pty::feed` from the stdin mode.
+        let mut stdout: Option<Box<dyn AsyncRead + Unpin + Send>> = match pty {
+            Some((reader, writer)) => {
+                let mode = std::mem::take(&mut self.launch.stdin);
+                tokio::spawn(pty::feed(writer, mode, stdin_rx));
+                Some(Box::new(reader))
+            }
+            None => child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+        };
         let mut stderr = child.stderr.take();
         let cfg = &self.inner.config;
         let (max_line, idle_delay, grace, drain) = (
@@ -417,6 +456,7 @@ impl Driver {
             }
         }
         *lock(&self.entry.stdin) = None;
+        *lock(&self.entry.pty) = None;
         let exit = exit.unwrap_or(ExitCode {
             code: None,
             signal: None,
@@ -508,6 +548,14 @@ impl Driver {
                         self.raw_log_failed(e);
                     }
                 }
+            }
+            // PTY output: escapes stay in the raw log only (unless kept).
+            if self.launch.pty.is_some() && !self.launch.keep_ansi {
+                if let std::borrow::Cow::Owned(t) = strip_ansi(&text) {
+                    text = t;
+                }
+            }
+            if !redraw {
                 if let Some(ring) = &self.entry.ring {
                     lock(ring).push(OutputLine {
                         stream,
@@ -702,6 +750,11 @@ impl Driver {
                 self.push(Event::PromptDetected { job, prompt, at });
             }
             InterpreterEvent::Summary { text } => self.summary = Some(text),
+            InterpreterEvent::Ready { message } => {
+                if !std::mem::replace(&mut self.ready, true) {
+                    self.push(Event::Ready { job, message, at });
+                }
+            }
         }
     }
 

@@ -15,7 +15,7 @@ mod history_api;
 mod log;
 pub(crate) mod persist;
 mod query;
-mod registry;
+pub(crate) mod registry;
 mod stream;
 
 use std::io;
@@ -30,7 +30,7 @@ use crate::output::{OutputLine, OutputRing};
 
 pub use builder::RuntimeBuilder;
 pub use config::{RawOutputPolicy, RetentionPolicy, MEMORY_OUTPUT_LINES};
-pub use handle::JobHandle;
+pub use handle::{JobHandle, NotReady};
 pub use query::JobsQuery;
 pub use stream::EventStream;
 
@@ -175,6 +175,7 @@ impl Runtime {
             stdin: Mutex::new(None),
             done: watch::channel(None).0,
             ring,
+            pty: Mutex::new(None),
         });
         // Writes made before the process starts are queued, not lost.
         let stdin_rx = interactive.then(|| {
