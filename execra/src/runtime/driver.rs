@@ -7,8 +7,9 @@
 //! without any cross-task hand-off. Each pipe read becomes one batch of
 //! events appended to the job's log under one lock.
 //!
-//! Stopping: cancel and timeout take the same path — `SIGTERM` to the
-//! process group, `SIGKILL` after the grace period. When the main process
+//! Stopping: cancel, timeout and the idle timeout (no output for a while)
+//! take the same path — `SIGTERM` to the process group, `SIGKILL` after the
+//! grace period. When the main process
 //! exits but a descendant still holds the pipes open, the driver waits up to
 //! the drain timeout, then kills the group and finalizes with what it read.
 //! When a job ends, anything left in its process group is killed: a job
@@ -73,6 +74,8 @@ pub(crate) fn publish(
 enum Stop {
     Cancel,
     Timeout,
+    /// No output for the idle timeout.
+    Idle,
 }
 
 /// Finalizes the job even if the driver is dropped half-way (its tokio
@@ -354,7 +357,16 @@ impl Driver {
         let kill_sleep = sleep_until(far);
         let drain_sleep = sleep_until(far);
         let idle_sleep = sleep_until(far);
-        tokio::pin!(timeout_sleep, kill_sleep, drain_sleep, idle_sleep);
+        // The inactivity timeout: pushed back by every read.
+        let quiet_limit = self.launch.idle_timeout;
+        let quiet_sleep = sleep_until(quiet_limit.map_or(far, |d| tokio::time::Instant::now() + d));
+        tokio::pin!(
+            timeout_sleep,
+            kill_sleep,
+            drain_sleep,
+            idle_sleep,
+            quiet_sleep
+        );
         let (mut kill_armed, mut drain_armed, mut idle_armed) = (false, false, false);
         let mut exit: Option<ExitCode> = None;
 
@@ -430,6 +442,11 @@ impl Driver {
                     kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
                     kill_armed = true;
                 }
+                _ = &mut quiet_sleep, if quiet_limit.is_some() && exit.is_none() && self.stopped.is_none() => {
+                    self.begin_stop(Stop::Idle, tree);
+                    kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
+                    kill_armed = true;
+                }
                 _ = &mut kill_sleep, if kill_armed => {
                     kill_armed = false;
                     tree.kill();
@@ -448,6 +465,9 @@ impl Driver {
                 }
             }
             if read_data {
+                if let Some(d) = quiet_limit {
+                    quiet_sleep.as_mut().reset(tokio::time::Instant::now() + d);
+                }
                 // Let subscribers woken on this worker run before the next
                 // read: tokio keeps a freshly woken task in this worker's
                 // LIFO slot, where no other worker can steal it, for as long
@@ -764,6 +784,12 @@ impl Driver {
         let reason = match self.stopped {
             Some(Stop::Cancel) => return Outcome::Cancelled { findings },
             Some(Stop::Timeout) => FailureReason::Timeout,
+            Some(Stop::Idle) => FailureReason::IdleTimeout {
+                after_ms: self
+                    .launch
+                    .idle_timeout
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            },
             None if exit.is_success() => return Outcome::Succeeded { summary, findings },
             None => match (self.known_error.take(), exit.signal, exit.code) {
                 (Some((code, message)), _, _) => FailureReason::KnownError { code, message },
