@@ -166,6 +166,7 @@ pub enum FailureReason {
     /// stopped.
     IdleTimeout {
         /// The idle timeout, in milliseconds.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         after_ms: u64,
     },
 }

@@ -143,7 +143,9 @@ mod unix_pty {
         size: PtySize,
     ) -> io::Result<PtyMaster> {
         let (mut master, mut slave) = (-1, -1);
-        let mut ws = winsize(size);
+        let ws = winsize(size);
+        // `*const` on Linux, `*mut` on macOS/BSD; openpty only reads it.
+        let ws_ptr = std::ptr::addr_of!(ws) as *mut libc::winsize;
         // SAFETY: openpty writes two descriptors into the out-pointers; name
         // and termios are null (allowed), winsize points to a valid struct.
         let rc = unsafe {
@@ -152,17 +154,14 @@ mod unix_pty {
                 &mut slave,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                &mut ws,
+                ws_ptr,
             )
         };
         if rc != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!(
-                    "could not open a pseudo-terminal: {}",
-                    io::Error::last_os_error()
-                ),
-            ));
+            return Err(io::Error::other(format!(
+                "could not open a pseudo-terminal: {}",
+                io::Error::last_os_error()
+            )));
         }
         // SAFETY: openpty succeeded: both are fresh descriptors we own.
         let (master, slave) =
