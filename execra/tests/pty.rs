@@ -257,22 +257,59 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.status.success(), "git {args:?}: {st:?}");
 }
 
-#[tokio::test]
-async fn git_clone_reports_progress_only_under_pty() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
+/// A local repository with some objects, and its `file://` URL (so the
+/// clone goes through git's transport, which reports progress).
+fn source_repo(tmp: &Path) -> String {
+    let src = tmp.join("src");
     std::fs::create_dir(&src).unwrap();
     git(&src, &["init", "-q"]);
     for i in 0..50 {
-        std::fs::write(
-            src.join(format!("f{i}.txt")),
-            format!("file {i}\n").repeat(50),
-        )
-        .unwrap();
+        let body = format!("file {i}\n").repeat(50);
+        std::fs::write(src.join(format!("f{i}.txt")), body).unwrap();
     }
     git(&src, &["add", "."]);
     git(&src, &["commit", "-q", "-m", "init"]);
-    let url = format!("file://{}", src.display());
+    format!("file://{}", src.display())
+}
+
+/// The progress detector turns git's terminal-only progress into
+/// `progress_updated` events.
+#[cfg(feature = "interpret")]
+#[tokio::test]
+async fn git_clone_progress_becomes_progress_events_under_pty() {
+    use execra::interpret::ProgressDetector;
+    let tmp = tempfile::tempdir().unwrap();
+    let url = source_repo(tmp.path());
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(
+            Command::new("git")
+                .args(["clone", &url, "dest"])
+                .cwd(tmp.path())
+                .pty(PtySize::default())
+                .interpreter(ProgressDetector::new()),
+        )
+        .unwrap();
+    let evs = collect(h.subscribe()).await;
+    assert!(h.await.is_success());
+    let fractions: Vec<f32> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProgressUpdated { progress, .. } => progress.as_fraction(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        fractions.contains(&1.0),
+        "{fractions:?} from {:?}",
+        texts(&evs)
+    );
+}
+
+#[tokio::test]
+async fn git_clone_reports_progress_only_under_pty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = source_repo(tmp.path());
 
     let rt = Runtime::new();
     let clone = |dest: &str, pty: bool| {
