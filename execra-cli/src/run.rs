@@ -12,7 +12,7 @@ use crate::args::RunArgs;
 use crate::style::Style;
 use crate::{CliError, Paths};
 
-/// Exit code for a timed-out job (as `timeout(1)`).
+/// Exit code for a timed-out job (as `timeout(1)`), wall-clock or idle.
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit code when the program could not be started for another reason.
 pub const EXIT_SPAWN_FAILED: u8 = 125;
@@ -53,6 +53,19 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     }
     for (k, v) in &a.env {
         cmd = cmd.env(k.clone(), v.clone());
+    }
+    for (k, v) in &a.secret_env {
+        cmd = cmd.secret_env(k.clone(), v.clone());
+    }
+    if a.pty || a.pty_size.is_some() {
+        cmd = cmd.pty(a.pty_size.unwrap_or_default());
+    }
+    if let Some(e) = &a.encoding {
+        execra::output::encoding_for_label(e).map_err(CliError::usage)?;
+        cmd = cmd.encoding(e.clone());
+    }
+    if let Some(d) = a.idle_timeout {
+        cmd = cmd.idle_timeout(d);
     }
     let handle = rt.spawn(cmd)?;
     let id = handle.id();
@@ -124,7 +137,7 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
             FailureReason::NonZeroExit { code } => clamp_code(*code),
             FailureReason::KnownError { .. } => code.map(clamp_code).unwrap_or(1),
             FailureReason::Signal { signal } => 128u8.saturating_add((*signal).clamp(0, 127) as u8),
-            FailureReason::Timeout => EXIT_TIMEOUT,
+            FailureReason::Timeout | FailureReason::IdleTimeout { .. } => EXIT_TIMEOUT,
             FailureReason::SpawnFailed { error } => {
                 if error.contains("not found") {
                     EXIT_NOT_FOUND

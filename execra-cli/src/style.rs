@@ -73,6 +73,7 @@ impl Style {
                     execra::FailureReason::KnownError { code, .. } => code.clone(),
                     execra::FailureReason::SpawnFailed { .. } => "spawn".to_string(),
                     execra::FailureReason::Timeout => "timeout".to_string(),
+                    execra::FailureReason::IdleTimeout { .. } => "idle timeout".to_string(),
                 }
             )),
             None => self.paint("34", state.as_str()),

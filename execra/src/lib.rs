@@ -44,7 +44,7 @@ pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;
 
-pub use command::{Command, CommandSpec, StdinMode, SECRET_PLACEHOLDER};
+pub use command::{Command, CommandSpec, PtySize, StdinMode, SECRET_PLACEHOLDER};
 pub use event::{Event, Stream};
 pub use finding::{Action, Finding, RelatedEntity, Severity};
 pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
@@ -53,7 +53,7 @@ pub use outcome::{ExitCode, FailureReason, Outcome};
 pub use phase::{Phase, PhaseId};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
-    Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
+    Error, EventStream, JobHandle, JobsQuery, NotReady, RawOutputPolicy, RetentionPolicy, Runtime,
     RuntimeBuilder,
 };
 

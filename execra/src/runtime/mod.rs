@@ -26,7 +26,7 @@ mod interp;
 mod log;
 mod pipe;
 mod query;
-mod registry;
+pub(crate) mod registry;
 mod stdin;
 mod stop;
 mod stream;
@@ -46,7 +46,7 @@ use crate::store::HistoryRecorder;
 pub use crate::retention::RetentionPolicy;
 pub use builder::RuntimeBuilder;
 pub use config::{RawOutputPolicy, MEMORY_OUTPUT_LINES};
-pub use handle::JobHandle;
+pub use handle::{JobHandle, NotReady};
 pub use query::JobsQuery;
 pub use stream::EventStream;
 
@@ -218,6 +218,7 @@ impl Runtime {
             stdin: Mutex::new(None),
             done: watch::channel(None).0,
             ring,
+            pty: Mutex::new(None),
         });
         // Writes made before the process starts are queued, not lost.
         let stdin_rx = interactive.then(|| {
