@@ -24,12 +24,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use execra_pub::command::CommandSpec;
 use execra_pub::finding::{Action, Finding, RelatedEntity, Severity};
 use execra_pub::outcome::{ExitCode, FailureReason, Outcome};
 use execra_pub::phase::PhaseId;
 use execra_pub::progress::{Progress, ProgressMetric};
 use execra_pub::store::Store;
-use execra_pub::command::CommandSpec;
 use execra_pub::{Event, Job, JobId, JobState, Stream};
 
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
@@ -40,7 +40,9 @@ fn at(ms: u64) -> SystemTime {
 }
 
 fn id(n: u128) -> JobId {
-    JobId(uuid::Uuid::from_u128(0x0194_1a2b_0000_7000_8000_0000_0000_0000 | n))
+    JobId(uuid::Uuid::from_u128(
+        0x0194_1a2b_0000_7000_8000_0000_0000_0000 | n,
+    ))
 }
 
 fn spec(program: &str, args: &[&str], label: Option<&str>, tags: &[&str]) -> CommandSpec {
@@ -337,7 +339,12 @@ fn fixtures() -> Vec<Fixture> {
     ));
     v.push(terminal(
         4,
-        spec("scoop", &["install", "nope"], Some("Install nope"), &["install"]),
+        spec(
+            "scoop",
+            &["install", "nope"],
+            Some("Install nope"),
+            &["install"],
+        ),
         JobState::Finalized,
         Some(ExitCode::from_code(1)),
         Outcome::Failed {
