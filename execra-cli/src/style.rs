@@ -71,6 +71,11 @@ impl Style {
                     execra::FailureReason::NonZeroExit { code } => format!("exit {code}"),
                     execra::FailureReason::Signal { signal } => format!("signal {signal}"),
                     execra::FailureReason::KnownError { code, .. } => code.clone(),
+                    execra::FailureReason::SpawnFailed { error }
+                        if error == execra::store::STRANDED_ERROR =>
+                    {
+                        "host exited".to_string()
+                    }
                     execra::FailureReason::SpawnFailed { .. } => "spawn".to_string(),
                     execra::FailureReason::Timeout => "timeout".to_string(),
                 }
