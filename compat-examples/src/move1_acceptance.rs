@@ -10,9 +10,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let before = snapshot_dir(&cwd);
 
     let rt = Runtime::new();
-    let outcome = rt.spawn(Command::new("cmd").args(["/C", "echo", "hi"]))?.await;
+    let outcome = rt
+        .spawn(Command::new("cmd").args(["/C", "echo", "hi"]))?
+        .await;
     println!("outcome: {outcome:?}");
-    assert!(matches!(outcome, Outcome::Succeeded { .. }), "expected success");
+    assert!(
+        matches!(outcome, Outcome::Succeeded { .. }),
+        "expected success"
+    );
 
     let after = snapshot_dir(&cwd);
     let new_paths: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
@@ -22,7 +27,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("OK — Runtime::new() wrote zero files in {}", cwd.display());
 
     // Sanity: did NOT create the legacy execra.db / execra-logs/ either.
-    assert!(!PathBuf::from("execra.db").exists(), "execra.db must not exist");
+    assert!(
+        !PathBuf::from("execra.db").exists(),
+        "execra.db must not exist"
+    );
     assert!(
         !PathBuf::from("execra-logs").exists(),
         "execra-logs/ must not exist"

@@ -95,6 +95,7 @@ pub async fn job_handle(rt: &Runtime, cmd: Command) -> Result<execra::Outcome, e
 }
 
 /// "Event Subscription".
+#[allow(unused_mut)]
 pub async fn event_subscription(rt: &Runtime, id: JobId) {
     let mut all = rt.subscribe();
     let mut one_job = rt.subscribe_job(id);
@@ -103,7 +104,7 @@ pub async fn event_subscription(rt: &Runtime, id: JobId) {
         // ...
         let _ = event;
     }
-    let _ = all.next();
+    drop(all);
 }
 
 /// "Persistence": builder knobs.

@@ -8,10 +8,7 @@ use tauri::{AppHandle, Context, Runtime as TauriRuntime};
 
 /// README "Tauri": install the plugin.
 pub fn install<R: TauriRuntime>(builder: tauri::Builder<R>, context: Context<R>) {
-    builder
-        .plugin(execra::tauri::init())
-        .run(context)
-        .unwrap();
+    builder.plugin(execra::tauri::init()).run(context).unwrap();
 }
 
 /// README / RUNTIME.md: `app.execra()` from commands.

@@ -12,7 +12,10 @@ async fn readme_quick_start_runs() {
 async fn readme_persistence_creates_the_history_it_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = readme::persistence_on(dir.path()).expect("runtime");
-    let outcome = rt.spawn(Command::new("echo").arg("hi")).expect("spawn").await;
+    let outcome = rt
+        .spawn(Command::new("echo").arg("hi"))
+        .expect("spawn")
+        .await;
     assert!(outcome.is_success());
     rt.shutdown().await.expect("shutdown");
     assert!(dir.path().join("jobs.sqlite").exists());
@@ -64,6 +67,10 @@ async fn the_multi_line_notes_pattern_emits_its_finding() {
         )
         .expect("spawn")
         .await;
-    let notes: Vec<&str> = outcome.findings().iter().map(|f| f.message.as_str()).collect();
+    let notes: Vec<&str> = outcome
+        .findings()
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
     assert_eq!(notes, ["line one\nline two"]);
 }

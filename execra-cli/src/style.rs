@@ -78,6 +78,8 @@ impl Style {
                     }
                     execra::FailureReason::SpawnFailed { .. } => "spawn".to_string(),
                     execra::FailureReason::Timeout => "timeout".to_string(),
+                    // A failure kind added after this CLI was written.
+                    _ => "other".to_string(),
                 }
             )),
             None => self.paint("34", state.as_str()),

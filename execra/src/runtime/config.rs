@@ -8,6 +8,7 @@ use crate::output::DEFAULT_MAX_LINE;
 
 /// How raw stdout/stderr lines are kept after they are streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
     /// `[stderr] `.

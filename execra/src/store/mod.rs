@@ -191,6 +191,7 @@ pub struct SkippedJob {
 
 /// What a retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PruneReport {
     /// Event rows deleted.
     pub events: usize,
