@@ -326,3 +326,58 @@ async fn timeout_finalizes_failed_timeout() {
         .await;
     assert_eq!(o.failure(), Some(&FailureReason::Timeout));
 }
+
+#[tokio::test]
+async fn durations_too_large_to_represent_mean_never_not_a_panic() {
+    let rt = Runtime::builder()
+        .default_grace_period(Duration::MAX)
+        .drain_timeout(Duration::MAX)
+        .idle_flush(Duration::MAX)
+        .build()
+        .expect("build");
+    let ok = rt
+        .spawn(Command::sh("echo hi").timeout(Duration::MAX))
+        .expect("spawn")
+        .await;
+    assert!(ok.is_success(), "{ok:?}");
+    // Cancel works with an unrepresentable grace period (TERM is enough).
+    let h = rt
+        .spawn(Command::new("sleep").arg("30").timeout(Duration::MAX))
+        .expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(ev, Event::JobStarted { .. }) {
+            break;
+        }
+    }
+    h.cancel().expect("cancel");
+    assert!(matches!(h.await, Outcome::Cancelled { .. }));
+}
+
+#[test]
+fn a_driver_dropped_before_it_first_ran_still_resolves_its_handle() {
+    let rt = Runtime::new();
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    // Spawn, then shut the tokio runtime down before the driver task was
+    // ever polled.
+    let h = tokio_rt
+        .block_on(async { rt.spawn(Command::new("sleep").arg("30")) })
+        .expect("spawn");
+    drop(tokio_rt);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let outcome = other
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), h).await })
+        .expect("the handle resolves");
+    assert!(
+        outcome.message().contains("shut down"),
+        "{}",
+        outcome.message()
+    );
+    assert!(rt.running().is_empty());
+}
