@@ -354,3 +354,34 @@ fn a_corrupt_row_is_skipped_with_its_id_and_the_rest_listed() {
     // The job itself, asked for by id, is an error (not a silent None).
     assert!(store.load_job(ids[1]).is_err());
 }
+
+#[test]
+fn a_failed_upgrade_leaves_the_1_1_file_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = copy_fixture(dir.path());
+    // A 1.1 file with a column the upgrade wants to add: the upgrade fails
+    // half-way through its statements.
+    sql(&path)
+        .execute_batch("ALTER TABLE jobs ADD COLUMN progress TEXT")
+        .expect("prepare a clashing column");
+    let columns = |path: &Path| -> Vec<String> {
+        let conn = sql(path);
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('jobs')")
+            .expect("prepare");
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("names");
+        names
+    };
+    let before = columns(&path);
+    let err = Store::open(&path).expect_err("the clash fails the upgrade");
+    assert!(err.to_string().contains("progress"), "{err}");
+    // Nothing of the upgrade stayed: same columns, same version, same rows.
+    assert_eq!(columns(&path), before);
+    assert!(before.iter().any(|c| c == "command_json"));
+    assert_eq!(count(&path, "PRAGMA user_version"), 0);
+    assert_eq!(count(&path, "SELECT count(*) FROM jobs"), 9);
+}
