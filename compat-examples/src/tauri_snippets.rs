@@ -1,10 +1,17 @@
 //! The Tauri snippets of the 1.1 `README.md` and `RUNTIME.md` (feature
 //! `tauri`). `tauri::generate_context!()` needs an app's `tauri.conf.json`,
 //! so the `.run(...)` calls take the context as a parameter instead.
+//! In an app, tauri's default `wry` feature makes `AppHandle` mean
+//! `AppHandle<Wry>`; this crate builds tauri without a webview toolkit, so
+//! the alias below names its mock runtime instead (scaffolding, not an API
+//! change).
 
 use execra::tauri::ExecraExt;
 use execra::{Command, JobId};
-use tauri::{AppHandle, Context, Runtime as TauriRuntime};
+use tauri::{Context, Runtime as TauriRuntime};
+
+/// What `tauri::AppHandle` means in an app built with tauri's defaults.
+type AppHandle = tauri::AppHandle<tauri::test::MockRuntime>;
 
 /// README "Tauri": install the plugin.
 pub fn install<R: TauriRuntime>(builder: tauri::Builder<R>, context: Context<R>) {
