@@ -4,7 +4,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, SystemTime};
 
 use execra::store::{JobsFilter, Store};
-use execra::{Event, Job, JobId, Stream};
+use execra::{Event, Job, JobId, JobState, Stream};
 
 use crate::args::{IdArg, LogsArgs, LsArgs, ShowArgs};
 use crate::run::open_runtime;
@@ -30,8 +30,23 @@ fn open_reader(paths: &Paths) -> Result<Store, CliError> {
     Ok(store)
 }
 
-/// Finalize stranded jobs; a failure is a warning, not an error.
+/// Finalize stranded jobs; a failure is a warning, not an error. Without
+/// an unfinished job in the file (the usual case) this only reads, so a
+/// reader does not wait for a busy writer's lock.
 fn reconcile(store: &Store) {
+    let unfinished = [JobState::Queued, JobState::Running, JobState::Exited]
+        .into_iter()
+        .any(|state| {
+            let filter = JobsFilter {
+                state: Some(state),
+                ..JobsFilter::default()
+            };
+            // An error here is not ours to report: the real read follows.
+            store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
+        });
+    if !unfinished {
+        return;
+    }
     if let Err(e) = store.resurrect_stranded_jobs() {
         eprintln!("execra: warning: could not finalize jobs whose host process is gone: {e}");
     }
