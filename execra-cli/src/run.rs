@@ -147,6 +147,8 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
                     EXIT_SPAWN_FAILED
                 }
             }
+            // A failure kind added after this CLI was written.
+            _ => 1,
         },
     }
 }

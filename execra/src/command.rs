@@ -23,6 +23,7 @@ pub const SECRET_PLACEHOLDER: &str = "********";
 
 /// What the child's standard input is connected to.
 #[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum StdinMode {
     /// `/dev/null` (the default): the child reads end-of-file at once.
     #[default]

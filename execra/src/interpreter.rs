@@ -57,6 +57,7 @@ pub struct Context<'a> {
 
 /// What an interpreter may report.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum InterpreterEvent {
     /// Open a phase (nested inside the current one).
     EnterPhase {

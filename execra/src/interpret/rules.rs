@@ -20,6 +20,7 @@ use crate::Stream;
 /// assert!(matches!(a, RuleAction::Warning { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RuleAction {
     /// Recognised and deliberately ignored (also excluded from the fallback
     /// candidates).

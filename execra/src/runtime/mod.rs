@@ -57,6 +57,7 @@ use registry::{JobEntry, Registry};
 /// What can go wrong when talking to the runtime. (What goes wrong with a
 /// job is its [`Outcome`](crate::Outcome), not an error.)
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No job with this id is known (in memory or in history).
     #[error("unknown job: {0}")]
