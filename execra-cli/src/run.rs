@@ -24,7 +24,7 @@ use crate::args::RunArgs;
 use crate::style::Style;
 use crate::{CliError, Paths};
 
-/// Exit code for a timed-out job (as `timeout(1)`).
+/// Exit code for a timed-out job (as `timeout(1)`), wall-clock or idle.
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit code when the program could not be started for another reason.
 pub const EXIT_SPAWN_FAILED: u8 = 125;
@@ -69,13 +69,28 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     for (k, v) in &a.env {
         cmd = cmd.env(k.clone(), v.clone());
     }
+    for (k, v) in &a.secret_env {
+        cmd = cmd.secret_env(k.clone(), v.clone());
+    }
+    if a.pty || a.pty_size.is_some() {
+        cmd = cmd.pty(a.pty_size.unwrap_or_default());
+    }
+    if let Some(e) = &a.encoding {
+        execra::output::encoding_for_label(e).map_err(CliError::usage)?;
+        cmd = cmd.encoding(e.clone());
+    }
+    if let Some(d) = a.idle_timeout {
+        cmd = cmd.idle_timeout(d);
+    }
     // Stdin: `/dev/null` on request; a pipe or file is handed to the job as
     // is; a terminal is read here and forwarded (the job runs in its own
-    // process group, which may not read the terminal itself).
-    let stdin_tty = std::io::stdin().is_terminal();
+    // process group, which may not read the terminal itself), and so is
+    // anything for a job on a PTY (its stdin is the PTY).
+    let pty = a.pty || a.pty_size.is_some();
+    let forward = !a.no_stdin && (pty || std::io::stdin().is_terminal());
     cmd = cmd.stdin(if a.no_stdin {
         StdinMode::Null
-    } else if stdin_tty {
+    } else if forward {
         StdinMode::Interactive
     } else {
         StdinMode::Inherit
@@ -85,8 +100,8 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     // Backpressure: the job waits for the terminal (or the file, or the
     // pipe) as it would in a shell pipe; no line is ever skipped.
     let events = handle.subscribe_with(SubscribeOptions::backpressure());
-    if !a.no_stdin && stdin_tty {
-        forward_terminal(rt.clone(), id);
+    if forward {
+        forward_stdin(rt.clone(), id);
     }
     // The consumer runs on a worker thread (not the `block_on` thread): the
     // job's driver wakes it without a cross-thread unpark per batch.
@@ -175,10 +190,11 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Read the terminal on a plain thread (a blocking read must not hold up
-/// the async runtime or its shutdown) and forward what is typed to the job;
-/// end-of-file (Ctrl-D) closes the job's stdin.
-fn forward_terminal(rt: Runtime, id: execra::JobId) {
+/// Read our stdin (the terminal, or anything for a PTY job) on a plain
+/// thread (a blocking read must not hold up the async runtime or its
+/// shutdown) and forward it to the job; end-of-file (Ctrl-D) closes the
+/// job's stdin.
+fn forward_stdin(rt: Runtime, id: execra::JobId) {
     let fallback = rt.clone();
     let spawned = std::thread::Builder::new()
         .name("execra-stdin".into())
@@ -248,7 +264,7 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
             FailureReason::NonZeroExit { code } => clamp_code(*code),
             FailureReason::KnownError { .. } => code.map(clamp_code).unwrap_or(1),
             FailureReason::Signal { signal } => 128u8.saturating_add((*signal).clamp(0, 127) as u8),
-            FailureReason::Timeout => EXIT_TIMEOUT,
+            FailureReason::Timeout | FailureReason::IdleTimeout { .. } => EXIT_TIMEOUT,
             FailureReason::SpawnFailed { error } => {
                 if error.contains("not found") {
                     EXIT_NOT_FOUND
@@ -258,6 +274,8 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
                     EXIT_SPAWN_FAILED
                 }
             }
+            // A failure kind added after this CLI was written.
+            _ => 1,
         },
     }
 }

@@ -10,6 +10,7 @@ use crate::event::Stream;
 /// One line of a job's recorded output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[non_exhaustive]
 pub struct OutputLine {
     /// Which pipe.
     pub stream: Stream,

@@ -10,6 +10,7 @@ use std::process::Stdio;
 
 use crate::command::{Launch, StdinMode};
 
+pub(crate) mod pty;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -25,6 +26,8 @@ pub(crate) struct Spawned {
     pub child: tokio::process::Child,
     pub tree: ProcessTree,
     pub pid: u32,
+    /// The terminal's master side, for a [`Command::pty`](crate::Command::pty) job.
+    pub pty: Option<pty::PtyMaster>,
 }
 
 /// Build and start the OS process for `launch`.
@@ -74,22 +77,37 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    cmd.stdin(match launch.stdin {
-        StdinMode::Null => Stdio::null(),
-        StdinMode::Inherit => Stdio::inherit(),
-        StdinMode::Piped(_) | StdinMode::Interactive => Stdio::piped(),
-    });
-    cmd.stdout(Stdio::piped());
-    cmd.stderr(Stdio::piped());
     cmd.kill_on_drop(false);
-    ProcessTree::configure(&mut cmd, spec.hide_window);
+    // A PTY child leads its own session (and so its own process group).
+    let pty = match launch.pty {
+        Some(size) => Some(pty::attach(&mut cmd, size)?),
+        None => {
+            cmd.stdin(match launch.stdin {
+                StdinMode::Null => Stdio::null(),
+                StdinMode::Inherit => Stdio::inherit(),
+                StdinMode::Piped(_) | StdinMode::Interactive => Stdio::piped(),
+            });
+            cmd.stdout(Stdio::piped());
+            cmd.stderr(Stdio::piped());
+            ProcessTree::configure(&mut cmd, spec.hide_window);
+            None
+        }
+    };
 
     let child = cmd
         .spawn()
         .map_err(|e| describe_spawn_error(&spec.program, e))?;
     let pid = child.id().unwrap_or(0);
+    // The child has its copies of the terminal's slave side: drop ours, so
+    // the master reads end-of-file once the child's are closed.
+    drop(cmd);
     let tree = ProcessTree::attach(&child)?;
-    Ok(Spawned { child, tree, pid })
+    Ok(Spawned {
+        child,
+        tree,
+        pid,
+        pty,
+    })
 }
 
 /// Reject a NUL byte in `value`; the error shows `shown` (the value as the

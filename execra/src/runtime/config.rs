@@ -10,6 +10,7 @@ use crate::retention::RetentionPolicy;
 
 /// How raw stdout/stderr lines are kept after they are streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
     /// `[stderr] ` (flushed after each read of the pipes; complete before

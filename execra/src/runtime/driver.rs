@@ -8,7 +8,7 @@
 //! to the job's log under one lock.
 //!
 //! The decisions live elsewhere, each in a file named for it: when to stop
-//! and kill (cancel, timeout, grace, drain, idle flush) in
+//! and kill (cancel, timeout, idle timeout, grace, drain, idle flush) in
 //! [`stop`](super::stop); what the interpreter's events mean for the job and
 //! the verdict in [`tally`](super::tally); masking secrets in
 //! [`Redactor`](crate::command::Redactor); signalling the tree in
@@ -33,13 +33,14 @@ use crate::event::{Event, Stream};
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::job::{JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{OutputLine, Segment, SegmentKind};
+use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
+use crate::process::pty::{self, PtyReader, PtyWriter};
 use crate::process::{self, ProcessTree};
 
 use super::finish::{conclude, publish, settle, Guard};
 use super::interp::Interp;
 use super::log::{lock, Item, OutLine};
-use super::pipe::Pipe;
+use super::pipe::{Pipe, Reader};
 use super::registry::{JobEntry, StdinMsg};
 use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
 use super::tally::Tally;
@@ -101,7 +102,13 @@ async fn drive(
             .await;
     };
 
-    let spawned = match process::spawn(&job.launch) {
+    // A setting that cannot work (unknown encoding, 0×0 PTY, zero idle
+    // timeout) fails like a program that cannot start.
+    let spawned = match job.launch.invalid.clone() {
+        Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+        None => process::spawn(&job.launch),
+    };
+    let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "spawn failed");
@@ -119,8 +126,27 @@ async fn drive(
     tracing::info!(pid = spawned.pid, "spawned");
     let tree = Arc::new(spawned.tree);
     guard.tree = Some(Arc::clone(&tree));
+    let pty = match spawned.pty.map(|m| m.split()).transpose() {
+        Ok(p) => p.map(|(reader, writer, control)| {
+            *lock(&entry.pty) = Some(control);
+            (reader, writer)
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "PTY setup failed");
+            tree.kill();
+            let reason = FailureReason::SpawnFailed {
+                error: format!("could not set up the pseudo-terminal: {e}"),
+            };
+            let outcome = Outcome::Failed {
+                reason,
+                summary: None,
+                findings: Vec::new(),
+            };
+            return job.finish(outcome, &mut guard).await;
+        }
+    };
     let outcome = job
-        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
+        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx, pty)
         .await;
     // The job owns its tree: nothing of it outlives the job.
     tree.kill();
@@ -186,17 +212,36 @@ impl Driver {
         tree: &ProcessTree,
         stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
+        pty: Option<(PtyReader, PtyWriter)>,
     ) -> Outcome {
         self.mark_started(pid);
-        self.connect_stdin(&mut child, stdin_rx);
+        // A PTY is one merged stream, read as stdout; its input side is fed
+        // by `pty::feed` according to the stdin mode.
+        let stdout: Option<Reader> = match pty {
+            Some((reader, writer)) => {
+                let mode = std::mem::take(&mut self.launch.stdin);
+                tokio::spawn(pty::feed(writer, mode, stdin_rx));
+                Some(Box::new(reader))
+            }
+            None => {
+                self.connect_stdin(&mut child, stdin_rx);
+                child.stdout.take().map(|s| Box::new(s) as Reader)
+            }
+        };
         let cfg = &self.inner.config;
-        let mut out = Pipe::new(Stream::Stdout, child.stdout.take(), cfg.max_line);
-        let mut err = Pipe::new(Stream::Stderr, child.stderr.take(), cfg.max_line);
+        let mut out = Pipe::new(Stream::Stdout, stdout, &self.launch, cfg.max_line);
+        let mut err = Pipe::new(
+            Stream::Stderr,
+            child.stderr.take(),
+            &self.launch,
+            cfg.max_line,
+        );
         let mut deadlines = Deadlines::start(StopPolicy {
             timeout: self.launch.spec.timeout,
             grace: cfg.grace_period,
             drain: cfg.drain_timeout,
             idle_flush: cfg.idle_flush,
+            idle_timeout: self.launch.idle_timeout,
         });
         let mut segs = Vec::new();
         let mut exit: Option<ExitCode> = None;
@@ -219,6 +264,8 @@ impl Driver {
                     // Nor was the held pipe idle: the idle flush starts over.
                     let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
                     deadlines.unfinished_output(pending);
+                    // A job held by backpressure is not inactive.
+                    deadlines.activity();
                 }
                 r = out.read(), if out.is_open() && !gated => {
                     read_data = true;
@@ -239,6 +286,11 @@ impl Driver {
                 }
                 fired = deadlines.next() => match fired {
                     Fired::Timeout => self.stop(&mut deadlines, StopReason::Timeout, tree),
+                    Fired::IdleTimeout if gated => deadlines.hold_idle_timeout(),
+                    Fired::IdleTimeout => {
+                        let why = deadlines.idle_reason();
+                        self.stop(&mut deadlines, why, tree);
+                    }
                     Fired::Kill => {
                         tracing::warn!("grace period over; killing the process tree");
                         tree.kill();
@@ -269,6 +321,7 @@ impl Driver {
             if read_data {
                 let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
                 deadlines.unfinished_output(pending);
+                deadlines.activity();
                 // Let subscribers woken on this worker run before the next
                 // read: tokio keeps a freshly woken task in this worker's
                 // LIFO slot, where no other worker can steal it, for as long
@@ -277,6 +330,7 @@ impl Driver {
             }
         }
         *lock(&self.entry.stdin) = None;
+        *lock(&self.entry.pty) = None;
         let exit = exit.unwrap_or(ExitCode {
             code: None,
             signal: None,
@@ -333,7 +387,7 @@ impl Driver {
         }
     }
 
-    /// Start stopping the job (cancel or timeout): TERM to the tree now,
+    /// Start stopping the job (cancel, timeout, idle timeout): TERM to the tree now,
     /// KILL when the grace period runs out (see [`Deadlines`]).
     fn stop(&mut self, deadlines: &mut Deadlines, why: StopReason, tree: &ProcessTree) {
         if !deadlines.stop(why) {
@@ -450,13 +504,21 @@ impl Driver {
 
     /// One (already redacted) output segment: raw log, memory ring,
     /// interpreter, event.
-    fn output(&mut self, stream: Stream, text: String, redraw: bool, at: SystemTime) {
+    fn output(&mut self, stream: Stream, mut text: String, redraw: bool, at: SystemTime) {
         if !redraw {
             if let Some(raw) = &mut self.raw {
                 if let Err(e) = raw.line(stream, &text) {
                     self.raw_log_failed(e);
                 }
             }
+        }
+        // PTY output: escapes stay in the raw log only (unless kept).
+        if self.launch.pty.is_some() && !self.launch.keep_ansi {
+            if let std::borrow::Cow::Owned(t) = strip_ansi(&text) {
+                text = t;
+            }
+        }
+        if !redraw {
             if let Some(ring) = &self.entry.ring {
                 lock(ring).push(OutputLine {
                     stream,

@@ -5,9 +5,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::event::Event;
 use crate::job::JobId;
 use crate::outcome::Outcome;
 
+use super::log::lock;
 use super::registry::JobEntry;
 use super::{Error, EventStream, Runtime, SubscribeOptions};
 
@@ -81,6 +83,57 @@ impl JobHandle {
         self.entry.close_stdin()
     }
 
+    /// Wait until the job reports that it is ready ([`Event::Ready`], from
+    /// its interpreter, e.g. a `rules!` `ready` pattern): `Ok` with the
+    /// interpreter's message. If the job ends without ever being ready, this
+    /// resolves as soon as it ends, with [`NotReady`] carrying the outcome —
+    /// it never waits past the job's life. Resolves at once for a job that
+    /// was already ready (or already ended). Bound the wait itself with
+    /// `tokio::time::timeout` if the job may run long without being ready.
+    ///
+    /// ```no_run
+    /// # async fn demo(rt: execra::Runtime, cmd: execra::Command) {
+    /// let job = rt.spawn(cmd).unwrap();
+    /// match job.ready().await {
+    ///     Ok(_) => println!("server is up"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn ready(&self) -> Result<Option<String>, NotReady> {
+        let mut events = self.subscribe();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Event::Ready { message, .. } => return Ok(message),
+                Event::Finalized { outcome, .. } => return Err(NotReady { outcome }),
+                _ => {}
+            }
+        }
+        // The log ends only after `finalized`; this is a fallback.
+        let entry = Arc::clone(&self.entry);
+        Err(NotReady {
+            outcome: entry.wait_outcome().await,
+        })
+    }
+
+    /// Resize the pseudo-terminal of a job spawned with
+    /// [`Command::pty`](crate::Command::pty). The program receives
+    /// `SIGWINCH`. Fails for a job without a PTY, or one that has ended.
+    pub fn resize_pty(&self, size: crate::PtySize) -> Result<(), Error> {
+        size.check()
+            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let ctl = lock(&self.entry.pty).clone().ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "job {} has no terminal (not spawned with Command::pty, or it has ended)",
+                    self.entry.id
+                ),
+            ))
+        })?;
+        ctl.resize(size).map_err(Error::Io)
+    }
+
     /// The outcome if the job has finished, without waiting.
     pub fn try_outcome(&self) -> Option<Outcome> {
         self.entry.outcome()
@@ -104,3 +157,23 @@ impl Future for JobHandle {
         fut.as_mut().poll(cx)
     }
 }
+
+/// A job ended without ever reporting that it was ready (see
+/// [`JobHandle::ready`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotReady {
+    /// How the job ended.
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the job ended without becoming ready ({})",
+            self.outcome.message()
+        )
+    }
+}
+
+impl std::error::Error for NotReady {}

@@ -26,7 +26,7 @@ mod interp;
 mod log;
 mod pipe;
 mod query;
-mod registry;
+pub(crate) mod registry;
 mod stdin;
 mod stop;
 mod stream;
@@ -48,7 +48,7 @@ pub use builder::RuntimeBuilder;
 pub use config::{
     RawOutputPolicy, DEFAULT_FINISHED_OUTPUT_BUDGET, MEMORY_OUTPUT_BYTES, MEMORY_OUTPUT_LINES,
 };
-pub use handle::JobHandle;
+pub use handle::{JobHandle, NotReady};
 pub use query::JobsQuery;
 pub use stream::{EventStream, Lag, SubscribeOptions, DEFAULT_MAX_LAG_BYTES};
 
@@ -59,6 +59,7 @@ use registry::{JobEntry, Registry};
 /// What can go wrong when talking to the runtime. (What goes wrong with a
 /// job is its [`Outcome`](crate::Outcome), not an error.)
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No job with this id is known (in memory or in history).
     #[error("unknown job: {0}")]
@@ -225,6 +226,7 @@ impl Runtime {
             stdin: Mutex::new(None),
             done: watch::channel(None).0,
             ring,
+            pty: Mutex::new(None),
         });
         // Writes made before the process starts are queued, not lost.
         let stdin_rx = interactive.then(|| {

@@ -34,6 +34,8 @@ pub(crate) struct JobEntry {
     pub done: watch::Sender<Option<Outcome>>,
     /// `Some` under `RawOutputPolicy::MemoryOnly`.
     pub ring: Option<Mutex<OutputRing>>,
+    /// Resize handle of a running PTY job's terminal.
+    pub pty: Mutex<Option<crate::process::pty::PtyControl>>,
 }
 
 impl JobEntry {
