@@ -660,8 +660,13 @@ fn run_event_exit_stops_running_jobs() {
         .expect("job started");
     assert_eq!(processes_with_env(&marker).len(), 2, "sh and its sleep");
 
-    window.destroy().expect("destroy window");
-    app.run_return(|_, _| {});
+    // Destroy the only window once the (mock) event loop runs: Tauri then
+    // emits ExitRequested, then Exit.
+    app.run_return(move |_, event| {
+        if let tauri::RunEvent::Ready = event {
+            window.destroy().expect("destroy window");
+        }
+    });
 
     let outcome = handle
         .try_outcome()

@@ -61,6 +61,17 @@ async function until(pred, what, timeoutMs = 10_000) {
 
 const state = "return window.execraDemo";
 
+/** Start the slow job (a shell with a background child) and wait until it
+ *  is building and both processes are up. */
+async function startSlowJob(s) {
+  await s.waitFor(state);
+  await s.exec("document.getElementById('slow').checked = true; document.getElementById('lines').value = '10'");
+  await s.click("#run");
+  await s.waitFor("const d = window.execraDemo; return d.status === 'running' && d.phases.includes('build')",
+    { what: "slow job building" });
+  await until(() => jobProcesses().length >= 2, "the job's shell and its background child");
+}
+
 test("a 100,000-line job: progress, phases, every line in order, findings, history", async () => {
   const s = await Session.start(DRIVER, APP);
   try {
@@ -133,12 +144,7 @@ test("after a restart: history is back; a window without allow-cancel is refused
 test("Cancel: the page shows cancelled and no process of the job is left", async () => {
   const s = await Session.start(DRIVER, APP);
   try {
-    await s.waitFor(state);
-    await s.exec("document.getElementById('slow').checked = true; document.getElementById('lines').value = '10'");
-    await s.click("#run");
-    await s.waitFor("const d = window.execraDemo; return d.status === 'running' && d.phases.includes('build')",
-      { what: "slow job building" });
-    await until(() => jobProcesses().length >= 2, "the job's shell and its background child");
+    await startSlowJob(s);
     const before = jobProcesses();
     await s.click("#cancel");
     await s.waitFor("return window.execraDemo.status === 'cancelled'", { what: "cancelled" });
@@ -152,12 +158,7 @@ test("Cancel: the page shows cancelled and no process of the job is left", async
 test("Quit mid-job: the app exits and no process of the job is left", async () => {
   const s = await Session.start(DRIVER, APP);
   try {
-    await s.waitFor(state);
-    await s.exec("document.getElementById('slow').checked = true; document.getElementById('lines').value = '10'");
-    await s.click("#run");
-    await s.waitFor("const d = window.execraDemo; return d.status === 'running' && d.phases.includes('build')",
-      { what: "slow job building" });
-    await until(() => jobProcesses().length >= 2, "the job's shell and its background child");
+    await startSlowJob(s);
     assert.ok(appProcesses().length > 0, "app running");
     // Closes the only window: Tauri's ExitRequested, then Exit.
     await s.exec("document.getElementById('quit').click()");
