@@ -37,6 +37,7 @@ pub mod phase;
 mod process;
 pub mod progress;
 pub mod runtime;
+mod spec;
 pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;

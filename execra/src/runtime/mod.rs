@@ -5,6 +5,9 @@
 //!   sees a process, an interpreter and the event log at once.
 //! - `log` holds the per-job event logs and the all-jobs bus; [`EventStream`]
 //!   reads them.
+//! - `stop` is how a job is stopped: cancel, timeout, the TERM → grace →
+//!   KILL escalation, the drain deadline, the idle flush.
+//! - `tally` turns interpreter events into phases, findings and the verdict.
 //! - `registry` keeps jobs in memory and evicts finished ones beyond a cap.
 
 mod builder;
@@ -16,7 +19,9 @@ mod log;
 pub(crate) mod persist;
 mod query;
 mod registry;
+mod stop;
 mod stream;
+mod tally;
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -305,10 +310,17 @@ impl Runtime {
     /// fail with [`Error::ShutDown`].
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.inner.closing.send_replace(true);
+        // Every job whose handle has not resolved yet, including those in
+        // the middle of finishing (terminal snapshot, `finalized` not yet
+        // durable or published): each is waited for.
         let live: Vec<Arc<JobEntry>> = {
             let reg = lock(&self.inner.registry);
-            reg.newest().filter(|e| !e.is_terminal()).cloned().collect()
+            reg.newest()
+                .filter(|e| e.outcome().is_none())
+                .cloned()
+                .collect()
         };
+        tracing::info!(jobs = live.len(), "runtime shutting down");
         for e in &live {
             e.request_cancel();
         }
