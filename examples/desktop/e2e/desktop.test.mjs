@@ -155,16 +155,29 @@ test("Cancel: the page shows cancelled and no process of the job is left", async
   }
 });
 
-test("Quit mid-job: the app exits and no process of the job is left", async () => {
+test("Quit mid-job: the app exits, no process of the job is left, history says cancelled", async () => {
   const s = await Session.start(DRIVER, APP);
   try {
     await startSlowJob(s);
     assert.ok(appProcesses().length > 0, "app running");
     // Closes the only window: Tauri's ExitRequested, then Exit.
-    await s.exec("document.getElementById('quit').click()");
+    // Clicked after the script returns: the window may go away at once.
+    await s.exec("setTimeout(() => document.getElementById('quit').click(), 50)");
     await until(() => appProcesses().length === 0, "the app to exit", 20_000);
     assert.deepEqual(jobProcesses(), [], "job processes left after the app quit");
   } finally {
     await s.end();
+  }
+  // Start the app again: the exit hook stopped the job *and* recorded how
+  // it ended before the process went away.
+  const again = await Session.start(DRIVER, APP);
+  try {
+    const newest = await again.waitFor(
+      "const h = window.execraDemo && window.execraDemo.history; return h && h.length > 0 && h[0]",
+      { what: "history after the restart" });
+    assert.equal(newest.label, "demo job (10 lines)");
+    assert.equal(newest.outcome?.kind, "cancelled", `the quit job in history: ${JSON.stringify(newest.outcome)}`);
+  } finally {
+    await again.end();
   }
 });
