@@ -169,7 +169,7 @@ async fn recent(state: State<'_, Managed>, limit: Option<usize>) -> Result<Vec<J
                     jobs.push(stored);
                 }
             }
-            jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
             jobs.truncate(n);
         }
         Ok(jobs)
@@ -212,4 +212,46 @@ async fn output(
 #[tauri::command]
 async fn cancel(state: State<'_, Managed>, id: JobId) -> Result<(), CommandError> {
     blocking(state, move |rt| rt.cancel(id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::event::Stream;
+
+    fn lines(n: usize, len: usize) -> Vec<OutputLine> {
+        (0..n)
+            .map(|i| OutputLine {
+                stream: Stream::Stdout,
+                text: format!("{i:0len$}"),
+                at: SystemTime::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_stop_at_the_line_limit_and_the_byte_cap() {
+        let p = OutputPage::slice(lines(10, 4), 2, 3, 1 << 20);
+        assert_eq!(p.lines.len(), 3);
+        assert_eq!(p.lines[0].text, "0002");
+        assert_eq!((p.offset, p.next_offset, p.total), (2, Some(5), 10));
+
+        // 10 bytes a line, 25 bytes a page: two lines.
+        let p = OutputPage::slice(lines(10, 10), 0, 100, 25);
+        assert_eq!(p.lines.len(), 2);
+        assert_eq!(p.next_offset, Some(2));
+
+        // A line longer than the cap still comes, alone.
+        let p = OutputPage::slice(lines(3, 100), 1, 100, 25);
+        assert_eq!(p.lines.len(), 1);
+        assert_eq!(p.next_offset, Some(2));
+
+        // The last page, and past the end.
+        let p = OutputPage::slice(lines(3, 1), 2, 100, 25);
+        assert_eq!((p.lines.len(), p.next_offset), (1, None));
+        let p = OutputPage::slice(lines(3, 1), 9, 100, 25);
+        assert_eq!((p.lines.len(), p.offset, p.next_offset), (0, 3, None));
+    }
 }

@@ -233,9 +233,18 @@ fn stop_all<R: tauri::Runtime>(app: &AppHandle<R>) {
         return;
     };
     let rt = state.0.clone();
-    // Not on a tokio worker here (Tauri's event loop thread), so blocking
-    // on Tauri's async runtime is allowed; the jobs' drivers run there.
-    let _ = tauri::async_runtime::block_on(async move { rt.shutdown().await });
+    let wait = move || {
+        let _ = tauri::async_runtime::block_on(async move { rt.shutdown().await });
+    };
+    // Tauri delivers `Exit` on its event-loop thread, outside any tokio
+    // runtime: block right there (the jobs' drivers run on Tauri's async
+    // runtime). Inside a runtime (a custom event loop), block a helper
+    // thread instead: tokio forbids `block_on` on its own threads.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = std::thread::spawn(wait).join();
+    } else {
+        wait();
+    }
 }
 
 /// Access to the execra runtime from anything that implements [`Manager`].
