@@ -3,7 +3,7 @@
 //! and the latency from a line being read (`at`) to its batch being sent
 //! (goal: at most 50 ms).
 //!
-//! `cargo bench -p execra --features tauri --bench tauri_batching`
+//! `cargo bench -p execra --features tauri-mock --bench tauri_batching`
 //! prints the figures and writes them to the "Tauri batching" section of
 //! `BENCHMARKS.md` at the repository root (`EXECRA_BENCH_NO_WRITE=1` to
 //! skip writing).
@@ -268,7 +268,7 @@ fn main() {
     }
     let section = format!(
         "<!-- tauri-batching:start -->\n## Tauri batching (`execra/benches/tauri_batching.rs`)\n\n\
-         A {LINES}-line job on Tauri's mock runtime (`cargo bench -p execra --features tauri --bench tauri_batching`).\n\
+         A {LINES}-line job on Tauri's mock runtime (`cargo bench -p execra --features tauri-mock --bench tauri_batching`).\n\
          Latency = time the message is handed to the channel (the channel callback stores the serialized payload; parsing happens after the run) minus the line's `at` (when the runtime read it from the pipe).\n\
          Goals: at most 1/50 of one message per line, at most 50 ms latency.\n\n\
          Machine: {} cores, `{}`, {} (other builds were running; figures vary by ~2x between runs).\n\n{table}\n{verdict}\n\n\

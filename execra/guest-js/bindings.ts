@@ -593,3 +593,33 @@ job: JobId,
 lines: Array<BatchLine>, };
 
 export type Message = Event | OutputBatch;
+
+export type OutputPage = { 
+/**
+ * Lines `offset..offset + lines.length`, oldest first.
+ */
+lines: Array<OutputLine>, 
+/**
+ * Index of the first line of this page among the kept lines.
+ */
+offset: number, 
+/**
+ * Where the next page starts; `null` when this page reached the end.
+ */
+next_offset: number | null, 
+/**
+ * How many lines are kept in all.
+ */
+total: number, };
+
+export type CommandErrorKind = "unknown_job" | "io" | "store" | "shut_down" | "stdin_closed" | "internal";
+
+export type CommandError = { 
+/**
+ * What went wrong, for code to branch on.
+ */
+kind: CommandErrorKind, 
+/**
+ * For people; wording may change.
+ */
+message: string, };

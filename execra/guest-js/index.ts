@@ -1,6 +1,7 @@
-// Typed frontend helpers for the execra Tauri plugin.
+// Typed frontend helpers for the execra Tauri plugin: the npm package
+// `tauri-plugin-execra-api` (this directory).
 //
-// import { jobChannel, cancel } from "./execra";   // this file + bindings.ts
+//   import { jobChannel, cancel } from "tauri-plugin-execra-api";
 //
 // The wire types come from ./bindings.ts, generated from the Rust types.
 
@@ -8,11 +9,13 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   BatchLine,
+  CommandError,
   Event,
   Job,
   JobId,
   Message,
   OutputLine,
+  OutputPage,
   Outcome,
   Progress,
 } from "./bindings";
@@ -29,6 +32,20 @@ export interface JobHandlers {
   onProgress?(progress: Progress): void;
   onPhase?(name: string, label: string | null): void;
   onFinalized?(outcome: Outcome): void;
+}
+
+/** A determinate progress as a fraction in 0..1, else `null`. */
+export function progressFraction(p: Progress): number | null {
+  if (p.kind !== "determinate") return null;
+  switch (p.unit) {
+    case "fraction":
+      return p.value;
+    case "count":
+      return p.total > 0 ? p.done / p.total : null;
+    case "bytes":
+      return p.total ? p.done / p.total : null;
+  }
+  return null;
 }
 
 /** Route one message (an `Event` or an `output_batch`) to `handlers`. */
@@ -67,10 +84,38 @@ export function listenJob(eventName: string, handlers: JobHandlers): Promise<Unl
   return listen<Message>(eventName, (e) => dispatch(e.payload, handlers));
 }
 
-/** Plugin commands (each needs its `execra:allow-*` permission). */
+/** Plugin commands (each needs its `execra:allow-*` permission). They
+ *  reject with a `CommandError` (`isCommandError`), or with a string from
+ *  Tauri itself (e.g. a missing permission). */
 export const recent = (limit?: number) => invoke<Job[]>("plugin:execra|recent", { limit });
 export const job = (id: JobId) => invoke<Job | null>("plugin:execra|job", { id });
 export const running = () => invoke<JobId[]>("plugin:execra|running");
-export const output = (id: JobId) => invoke<OutputLine[]>("plugin:execra|output", { id });
+/** One page of a job's kept output (at most `limit` lines, about 1 MiB);
+ *  follow `next_offset` for the rest. Empty unless the runtime keeps
+ *  output (`RawOutputPolicy`). */
+export const output = (id: JobId, offset?: number, limit?: number) =>
+  invoke<OutputPage>("plugin:execra|output", { id, offset, limit });
 /** Needs `execra:allow-cancel` (not in `execra:default`). */
 export const cancel = (id: JobId) => invoke<null>("plugin:execra|cancel", { id });
+
+/** Every kept output line of a job, page by page. */
+export async function outputAll(id: JobId): Promise<OutputLine[]> {
+  const lines: OutputLine[] = [];
+  let offset: number | null = 0;
+  while (offset !== null) {
+    const page: OutputPage = await output(id, offset);
+    lines.push(...page.lines);
+    offset = page.next_offset;
+  }
+  return lines;
+}
+
+/** `true` when a command rejected with the plugin's typed error. */
+export function isCommandError(e: unknown): e is CommandError {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    typeof (e as CommandError).kind === "string" &&
+    typeof (e as CommandError).message === "string"
+  );
+}

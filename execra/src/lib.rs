@@ -50,7 +50,7 @@ pub use finding::{Action, Finding, RelatedEntity, Severity};
 pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
 pub use job::{Job, JobId, JobState};
 pub use outcome::{ExitCode, FailureReason, Outcome};
-pub use phase::{Phase, PhaseId};
+pub use phase::{Phase, PhaseId, PhaseModel};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
     Error, EventStream, JobHandle, JobsQuery, Lag, NotReady, RawOutputPolicy, RetentionPolicy,

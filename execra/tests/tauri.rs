@@ -1,6 +1,6 @@
 //! The Tauri plugin on Tauri's mock runtime: channels, observers, batching,
 //! `.await`, creep, commands and permissions.
-#![cfg(all(feature = "tauri", unix))]
+#![cfg(all(feature = "tauri-mock", unix))]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -411,6 +411,11 @@ fn execra_manifest() -> Manifest {
 
 /// A mock app whose window `main` has a capability with `permissions`.
 fn app_with_permissions(permissions: &[&str]) -> App<MockRuntime> {
+    app_with(permissions, execra::Runtime::new())
+}
+
+/// [`app_with_permissions`], the plugin managing `rt`.
+fn app_with(permissions: &[&str], rt: execra::Runtime) -> App<MockRuntime> {
     let mut acl = BTreeMap::new();
     acl.insert("execra".to_string(), execra_manifest());
     let cap: Capability = serde_json::from_value(serde_json::json!({
@@ -428,7 +433,7 @@ fn app_with_permissions(permissions: &[&str]) -> App<MockRuntime> {
     let mut ctx = mock_context(noop_assets());
     *ctx.runtime_authority_mut() = tauri::runtime_authority!(acl, resolved);
     mock_builder()
-        .plugin(execra::tauri::init())
+        .plugin(execra::tauri::init_with(rt))
         .build(ctx)
         .expect("mock app")
 }
@@ -478,13 +483,21 @@ async fn default_permission_allows_reads_and_denies_cancel() {
     let job = invoke(&app, "job", serde_json::json!({ "id": id })).expect("job");
     assert_eq!(job["id"], id.as_str());
     let output = invoke(&app, "output", serde_json::json!({ "id": id })).expect("output");
-    assert_eq!(output, serde_json::json!([]));
+    assert_eq!(
+        output,
+        serde_json::json!({ "lines": [], "offset": 0, "next_offset": null, "total": 0 })
+    );
     let unknown = invoke(
         &app,
         "output",
         serde_json::json!({ "id": execra::JobId::new() }),
     );
-    assert!(unknown.is_err_and(|e| e.to_string().contains("unknown job")));
+    // A typed error: a stable kind and a readable message.
+    let unknown = unknown.expect_err("unknown job");
+    assert_eq!(unknown["kind"], "unknown_job", "{unknown}");
+    assert!(unknown["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("unknown job")));
 
     let denied = invoke(&app, "cancel", serde_json::json!({ "id": id }));
     let err = denied.expect_err("cancel is not in the default set");
@@ -554,4 +567,141 @@ async fn creep_stops_short_of_the_phase_end_with_paused_time() {
     assert!(values.windows(2).all(|w| w[0] < w[1]), "increasing");
     let last = *values.last().unwrap();
     assert!(last > 0.59 && last < 0.6, "stops short of the end: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_paged_in_order() {
+    let rt = execra::Runtime::builder()
+        .raw_output(execra::RawOutputPolicy::MemoryOnly)
+        .build()
+        .expect("runtime");
+    let app = app_with(&["execra:default"], rt);
+    let outcome = app
+        .execra()
+        .task(Command::sh("seq 1 1000"))
+        .spawn()
+        .expect("spawn")
+        .await;
+    assert!(outcome.is_success(), "{outcome:?}");
+    let id = app.execra().recent(1)[0].id;
+
+    let mut offset = serde_json::json!(0);
+    let mut lines = Vec::new();
+    let mut pages = 0;
+    while !offset.is_null() {
+        let page = invoke(
+            &app,
+            "output",
+            serde_json::json!({ "id": id, "offset": offset, "limit": 300 }),
+        )
+        .expect("output page");
+        assert_eq!(page["total"], 1000);
+        assert_eq!(page["offset"], offset);
+        let got = page["lines"].as_array().expect("lines");
+        assert!(got.len() <= 300, "{}", got.len());
+        lines.extend(
+            got.iter()
+                .map(|l| l["text"].as_str().unwrap_or("").to_string()),
+        );
+        offset = page["next_offset"].clone();
+        pages += 1;
+    }
+    assert_eq!(pages, 4, "1000 lines in pages of 300");
+    let want: Vec<String> = (1..=1000).map(|i| i.to_string()).collect();
+    assert_eq!(lines, want);
+}
+
+/// Pids whose environment holds `marker` (`KEY=value`).
+fn processes_with_env(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(entry.path().join("environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// The app quits (its last window is destroyed) while a job with a
+/// background child runs: the plugin's `RunEvent::Exit` hook stops the
+/// job's tree before `run_return` comes back.
+#[test]
+fn run_event_exit_stops_running_jobs() {
+    let marker = format!("EXECRA_EXIT_TEST={}", execra::JobId::new());
+    let (key, value) = marker.split_once('=').expect("marker");
+    let app = mock_builder()
+        .plugin(execra::tauri::init())
+        .build(mock_context(noop_assets()))
+        .expect("mock app");
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("window");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = app
+        .execra()
+        .task(Command::sh("sleep 300 & echo ready; wait").env(key, value))
+        .on_output(move |_, _, line| {
+            if line == "ready" {
+                let _ = ready_tx.send(());
+            }
+        })
+        .spawn()
+        .expect("spawn");
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("job started");
+    assert_eq!(processes_with_env(&marker).len(), 2, "sh and its sleep");
+
+    // Destroy the only window once the (mock) event loop runs: Tauri then
+    // emits ExitRequested, then Exit.
+    app.run_return(move |_, event| {
+        if let tauri::RunEvent::Ready = event {
+            window.destroy().expect("destroy window");
+        }
+    });
+
+    let outcome = handle
+        .try_outcome()
+        .expect("finalized before the app exited");
+    assert!(matches!(outcome, Outcome::Cancelled { .. }), "{outcome:?}");
+    assert_eq!(processes_with_env(&marker), Vec::<u32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_to_reaches_only_the_target_webview() {
+    let app = app();
+    let a = WebviewWindowBuilder::new(&app, "a", Default::default())
+        .build()
+        .expect("window a");
+    let b = WebviewWindowBuilder::new(&app, "b", Default::default())
+        .build()
+        .expect("window b");
+    let (got_a, got_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (ca, cb) = (Arc::clone(&got_a), Arc::clone(&got_b));
+    a.listen("job-a", move |_| {
+        ca.fetch_add(1, Ordering::SeqCst);
+    });
+    b.listen("job-a", move |_| {
+        cb.fetch_add(1, Ordering::SeqCst);
+    });
+    let outcome = app
+        .execra()
+        .task(Command::sh("echo one; echo two"))
+        .channel("job-a")
+        .emit_to("a")
+        .await;
+    assert!(outcome.is_success(), "{outcome:?}");
+    assert!(
+        got_a.load(Ordering::SeqCst) >= 5,
+        "window a got the job's events"
+    );
+    assert_eq!(got_b.load(Ordering::SeqCst), 0, "window b got none");
 }

@@ -258,3 +258,70 @@ fn check(ts: &str, v: &serde_json::Value, checked: &mut usize) {
         _ => {}
     }
 }
+
+/// The region of `text` between `// ANCHOR: name` and `// ANCHOR_END: name`
+/// (the marker lines excluded).
+fn anchor(text: &str, name: &str) -> Option<String> {
+    let start = format!("// ANCHOR: {name}");
+    let end = format!("// ANCHOR_END: {name}");
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim() == start {
+            inside = true;
+        } else if line.trim() == end {
+            return Some(out.join("\n"));
+        } else if inside {
+            out.push(line);
+        }
+    }
+    None
+}
+
+/// Every code block of `TAURI.md` marked `<!-- snippet: PATH[#ANCHOR] -->`
+/// is the example app's source, verbatim (the app itself is compiled and
+/// driven by `bash .ci/e2e`).
+#[test]
+fn tauri_md_snippets_match_the_example() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = crate_dir.parent().expect("repository root");
+    let guide = std::fs::read_to_string(crate_dir.join("TAURI.md")).expect("read TAURI.md");
+    let lines: Vec<&str> = guide.lines().collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(spec) = line
+            .strip_prefix("<!-- snippet: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let fence = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "TAURI.md line {}: no code block after the marker",
+            i + 2
+        );
+        let body: Vec<&str> = lines[i + 2..]
+            .iter()
+            .take_while(|l| !l.starts_with("```"))
+            .copied()
+            .collect();
+        let block = body.join("\n");
+        let (path, name) = match spec.split_once('#') {
+            Some((p, n)) => (p, Some(n)),
+            None => (spec, None),
+        };
+        let source = std::fs::read_to_string(repo.join(path))
+            .unwrap_or_else(|e| panic!("TAURI.md cites {path}: {e}"));
+        let want = match name {
+            Some(n) => anchor(&source, n).unwrap_or_else(|| panic!("{path} has no anchor {n}")),
+            None => source.trim_end().to_string(),
+        };
+        assert!(
+            block == want,
+            "TAURI.md's snippet of {spec} differs from the source:\n--- TAURI.md\n{block}\n--- {spec}\n{want}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} snippets found");
+}

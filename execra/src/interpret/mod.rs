@@ -47,10 +47,11 @@ mod rules;
 /// The [`rules!`](crate::rules) macro, also reachable here.
 pub use crate::rules;
 
+/// Re-exported from [`crate::phase`], its one home (the Tauri plugin's creep
+/// uses the same trait).
+pub use crate::phase::PhaseModel;
 pub use ansi::strip_ansi;
 pub use chain::{Chain, CHAIN_PANIC_CODE};
 pub use detect::{detect_bytes, detect_count, detect_percent, ProgressDetector};
 pub use matcher::{MatcherError, ProblemMatcher, ProblemPattern};
-pub use rules::{
-    render, FallbackPolicy, NotesConfig, PhaseModel, Rule, RuleAction, RuleInterpreter,
-};
+pub use rules::{render, FallbackPolicy, NotesConfig, Rule, RuleAction, RuleInterpreter};

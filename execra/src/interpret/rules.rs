@@ -7,6 +7,7 @@ use crate::interpret::ansi::strip_ansi;
 use crate::interpret::detect::ProgressDetector;
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::outcome::ExitCode;
+use crate::phase::PhaseModel;
 use crate::progress::Progress;
 use crate::Stream;
 
@@ -333,51 +334,6 @@ pub fn render(template: &str, caps: &Captures) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Maps a phase name to the slice of overall progress it covers, as
-/// `(start, end)` fractions. Entering a phase reports `start` (the boundary
-/// fraction) and byte progress inside it is scaled into `start..end`.
-///
-/// Implemented for `()` (no ranges) and for any
-/// `Fn(&str) -> Option<(f32, f32)> + Send`.
-///
-/// ```
-/// use execra::interpret::PhaseModel;
-///
-/// let model = |name: &str| match name {
-///     "download" => Some((0.0, 0.8)),
-///     "install" => Some((0.8, 1.0)),
-///     _ => None,
-/// };
-/// assert_eq!(model.range("install"), Some((0.8, 1.0)));
-/// assert_eq!(().range("install"), None);
-/// ```
-pub trait PhaseModel: Send {
-    /// The `(start, end)` fractions of phase `name`, if it has a range.
-    ///
-    /// ```
-    /// use execra::interpret::PhaseModel;
-    /// let model = |name: &str| (name == "build").then_some((0.2, 0.9));
-    /// assert_eq!(model.range("build"), Some((0.2, 0.9)));
-    /// assert_eq!(model.range("test"), None);
-    /// ```
-    fn range(&self, name: &str) -> Option<(f32, f32)>;
-}
-
-impl PhaseModel for () {
-    fn range(&self, _name: &str) -> Option<(f32, f32)> {
-        None
-    }
-}
-
-impl<F> PhaseModel for F
-where
-    F: Fn(&str) -> Option<(f32, f32)> + Send,
-{
-    fn range(&self, name: &str) -> Option<(f32, f32)> {
-        self(name)
-    }
 }
 
 /// Where a notes block starts and the finding code it is reported under. See

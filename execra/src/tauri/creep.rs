@@ -2,8 +2,8 @@
 //! while the phase gives no real progress signal.
 //!
 //! Many tools print "Compiling…" and nothing else for a minute. With a
-//! [`PhaseModel`-style](crate::tauri::TaskBuilder::creep) range per phase
-//! name (`"compile" → (0.2, 0.9)`), creep makes the frontend's bar move:
+//! [`PhaseModel`] range per phase name (the same trait the rule interpreter
+//! uses; see [`TaskBuilder::creep`](crate::tauri::TaskBuilder::creep)) (`"compile" → (0.2, 0.9)`), creep makes the frontend's bar move:
 //! every [`CREEP_TICK`] it closes a fraction of the remaining gap to the
 //! phase's end, never reaching it (it stops at 99 % of the range).
 //!
@@ -16,13 +16,10 @@
 //! phase's start arrives (the tool reports progress itself), or the job
 //! exits, is cancelled or finalizes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::Event;
-use crate::phase::PhaseId;
-
-use super::task::CreepFn;
+use crate::phase::{PhaseId, PhaseModel};
 
 /// How often creep advances.
 pub const CREEP_TICK: Duration = Duration::from_millis(250);
@@ -50,7 +47,7 @@ struct Active {
 /// [`observe`](Self::observe) and call [`tick`](Self::tick) every
 /// [`CREEP_TICK`].
 pub struct Creep {
-    model: Arc<CreepFn>,
+    model: Box<dyn PhaseModel>,
     active: Option<Active>,
 }
 
@@ -65,7 +62,11 @@ impl std::fmt::Debug for Creep {
 impl Creep {
     /// Creep with a model mapping a phase name to its `(start, end)` range
     /// (fractions of the whole job; `None`: no creep in that phase).
-    pub fn new(model: Arc<CreepFn>) -> Self {
+    pub fn new(model: impl PhaseModel + 'static) -> Self {
+        Self::boxed(Box::new(model))
+    }
+
+    pub(crate) fn boxed(model: Box<dyn PhaseModel>) -> Self {
         Creep {
             model,
             active: None,
@@ -89,7 +90,7 @@ impl Creep {
     pub fn observe(&mut self, event: &Event) {
         match event {
             Event::PhaseEntered { phase, name, .. } => {
-                let range = (self.model)(name).and_then(|(s, e)| {
+                let range = self.model.range(name).and_then(|(s, e)| {
                     let (s, e) = (s.clamp(0.0, 1.0), e.clamp(0.0, 1.0));
                     (s.is_finite() && e.is_finite() && e > s).then_some((s, e))
                 });
@@ -141,11 +142,11 @@ mod tests {
     use crate::job::JobId;
     use crate::progress::Progress;
 
-    fn model() -> Arc<CreepFn> {
-        Arc::new(|name: &str| match name {
+    fn model() -> impl PhaseModel {
+        |name: &str| match name {
             "build" => Some((0.2, 0.8)),
             _ => None,
-        })
+        }
     }
 
     fn entered(job: JobId, phase: PhaseId, name: &str) -> Event {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use tauri::ipc::Channel;
-use tauri::{AppHandle, Emitter};
+use tauri::{AppHandle, Emitter, EventTarget};
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, sleep_until, Instant, MissedTickBehavior};
 
@@ -16,6 +16,7 @@ use crate::event::{Event, Stream};
 use crate::interpreter::Interpreter;
 use crate::job::JobId;
 use crate::outcome::{FailureReason, Outcome};
+use crate::phase::PhaseModel;
 use crate::progress::Progress;
 use crate::runtime::{Error, EventStream, JobHandle, Runtime};
 use crate::Command;
@@ -25,9 +26,6 @@ use super::creep::{Creep, CREEP_TICK};
 
 /// A callback that sees every event of a job, in order.
 pub type Observer<R> = Arc<dyn Fn(&AppHandle<R>, &Event) + Send + Sync + 'static>;
-
-/// A creep model: a phase name to its `(start, end)` progress range.
-pub type CreepFn = dyn Fn(&str) -> Option<(f32, f32)> + Send + Sync + 'static;
 
 /// Most events handled before the forwarder yields to its timers.
 const DRAIN: usize = 4096;
@@ -67,8 +65,9 @@ pub struct TaskBuilder<R: tauri::Runtime> {
     cmd: Command,
     sinks: Vec<Sink>,
     observers: Vec<Observer<R>>,
-    creep: Option<Arc<CreepFn>>,
+    creep: Option<Box<dyn PhaseModel>>,
     batch: BatchConfig,
+    target: Option<EventTarget>,
 }
 
 impl<R: tauri::Runtime> std::fmt::Debug for TaskBuilder<R> {
@@ -93,6 +92,7 @@ impl<R: tauri::Runtime> TaskBuilder<R> {
             observers: Vec::new(),
             creep: None,
             batch: BatchConfig::default(),
+            target: None,
         }
     }
 
@@ -128,6 +128,17 @@ impl<R: tauri::Runtime> TaskBuilder<R> {
             target: Target::Ipc(channel),
             batched: true,
         });
+        self
+    }
+
+    /// Send the event-bus sinks ([`channel`](Self::channel),
+    /// [`channel_batched`](Self::channel_batched)) to `target` only, e.g.
+    /// the webview that asked for the job (`webview.label()` in a command
+    /// taking a `tauri::Webview`), instead of every window. Without it they
+    /// go to every listener. (An [`ipc_channel`](Self::ipc_channel) always
+    /// reaches only the webview that created it.)
+    pub fn emit_to(mut self, target: impl Into<EventTarget>) -> Self {
+        self.target = Some(target.into());
         self
     }
 
@@ -235,11 +246,15 @@ impl<R: tauri::Runtime> TaskBuilder<R> {
     /// These events go to this task's channels and observers only: creep
     /// never changes the job's real progress in the runtime (its snapshot,
     /// history and other subscribers are untouched).
+    ///
+    /// `model` is a [`PhaseModel`] closure; pass the same closure to the
+    /// rule interpreter (`RuleInterpreter::new(rules, model)`) so the real
+    /// and the synthetic progress agree on each phase's range.
     pub fn creep<F>(mut self, model: F) -> Self
     where
-        F: Fn(&str) -> Option<(f32, f32)> + Send + Sync + 'static,
+        F: Fn(&str) -> Option<(f32, f32)> + Send + 'static,
     {
-        self.creep = Some(Arc::new(model));
+        self.creep = Some(Box::new(model));
         self
     }
 
@@ -271,7 +286,8 @@ impl<R: tauri::Runtime> TaskBuilder<R> {
             sinks: self.sinks,
             observers: self.observers,
             batcher: Batcher::new(self.batch),
-            creep: self.creep.map(Creep::new),
+            creep: self.creep.map(Creep::boxed),
+            target: self.target,
             out: Vec::new(),
         };
         let done = tokio.spawn(forwarder.run(handle.subscribe()));
@@ -337,6 +353,7 @@ struct Forwarder<R: tauri::Runtime> {
     observers: Vec<Observer<R>>,
     batcher: Batcher,
     creep: Option<Creep>,
+    target: Option<EventTarget>,
     out: Vec<Message>,
 }
 
@@ -408,9 +425,7 @@ impl<R: tauri::Runtime> Forwarder<R> {
                 continue;
             }
             match &sink.target {
-                Target::Bus(name) => {
-                    let _ = self.app.emit(name, &ev);
-                }
+                Target::Bus(name) => emit(&self.app, self.target.as_ref(), name, &ev),
                 Target::Ipc(ch) => {
                     let _ = ch.send(Message::Event(ev.clone()));
                 }
@@ -437,9 +452,7 @@ impl<R: tauri::Runtime> Forwarder<R> {
         for msg in self.out.drain(..) {
             for sink in self.sinks.iter().filter(|s| s.batched) {
                 match &sink.target {
-                    Target::Bus(name) => {
-                        let _ = self.app.emit(name, &msg);
-                    }
+                    Target::Bus(name) => emit(&self.app, self.target.as_ref(), name, &msg),
                     Target::Ipc(ch) => {
                         let _ = ch.send(msg.clone());
                     }
@@ -447,4 +460,18 @@ impl<R: tauri::Runtime> Forwarder<R> {
             }
         }
     }
+}
+
+/// Emit on the event bus: to `target` when set, else to every listener.
+/// Delivery errors (an invalid event name, a closed webview) are dropped.
+fn emit<R: tauri::Runtime, T: serde::Serialize + Clone>(
+    app: &AppHandle<R>,
+    target: Option<&EventTarget>,
+    name: &str,
+    payload: &T,
+) {
+    let _ = match target {
+        Some(t) => app.emit_to(t.clone(), name, payload),
+        None => app.emit(name, payload),
+    };
 }
