@@ -48,6 +48,7 @@ pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
 pub use job::{Job, JobId, JobState};
 pub use outcome::{ExitCode, FailureReason, Outcome};
 pub use phase::{Phase, PhaseId};
+pub use process::{Containment, ResourceUsage};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
     Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,

@@ -1,24 +1,90 @@
-//! Processes: spawning a command in its own process group (Unix) or Job
-//! Object (Windows), and terminating the whole tree.
+//! Processes: spawning a command so that the job owns its whole tree, and
+//! stopping, pausing and measuring that tree.
 //!
-//! The runtime only talks to [`ProcessTree`]: `terminate` asks politely
-//! (`SIGTERM` to the group; on Windows there is no polite request, so it
-//! kills), `kill` insists (`SIGKILL` to the group / `TerminateJobObject`).
+//! The runtime only talks to [`ProcessTree`]: `terminate` asks politely,
+//! `kill` insists, `pause`/`resume` freeze and thaw, `usage` measures. What
+//! holds the tree depends on the platform and on [`Containment`]:
+//!
+//! - Linux, [`Containment::Auto`]: a cgroup v2 per job (`cgroup.rs`) where
+//!   the host may create one; otherwise as below.
+//! - Unix, process group (`unix.rs`): the child leads a new process group;
+//!   signals go to the group (through [`identity::signal_group`], which
+//!   never signals a reused group id) and, on Linux, to live descendants of
+//!   the leader found in `/proc`.
+//! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
+//!
+//! `identity.rs` is process identity (pid + start time + boot id), used to
+//! tell a process from a later one that reuses its pid.
 
 use std::io;
 use std::process::Stdio;
 
-use crate::command::{Launch, StdinMode};
+use serde::{Deserialize, Serialize};
 
+use crate::command::{Launch, StdinMode};
+use crate::job::JobId;
+
+#[cfg(target_os = "linux")]
+pub(crate) mod cgroup;
+pub(crate) mod identity;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::ProcessTree;
 
+/// How a job's process tree is held (see
+/// [`RuntimeBuilder::containment`](crate::RuntimeBuilder::containment) and
+/// the README's "What each platform guarantees").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Containment {
+    /// The strongest the platform allows: on Linux a cgroup v2 per job
+    /// where the host may create one (root, or a delegated subtree), else a
+    /// process group; on Windows a Job Object; elsewhere a process group.
+    #[default]
+    Auto,
+    /// A process group only, even where a cgroup could be created (Unix;
+    /// Windows keeps its Job Object). On Linux, live descendants of the main
+    /// process are signalled too. Useful to test the fallback path.
+    ProcessGroup,
+}
+
+/// CPU time and peak memory a job used, measured when it ended (see
+/// [`Runtime::usage`](crate::Runtime::usage)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ResourceUsage {
+    /// CPU time spent in user mode, in microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub user_cpu_us: u64,
+    /// CPU time spent in the kernel, in microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub system_cpu_us: u64,
+    /// Peak memory in bytes, where the platform reports it.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub peak_memory_bytes: Option<u64>,
+    /// `true` when the figures cover the whole tree (a cgroup); `false` when
+    /// they cover the main process and the children it waited for.
+    pub whole_tree: bool,
+}
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::ProcessTree;
+
+/// Crash recovery: kill what is left of a stranded job's tree — its cgroup
+/// (Linux; killed and removed) and its process group, when the recorded
+/// leader identity shows the group id was not reused.
+pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
+    #[cfg(target_os = "linux")]
+    cgroup::kill_stranded(job);
+    #[cfg(not(target_os = "linux"))]
+    let _ = job;
+    if let Some(leader) = leader {
+        identity::kill_stranded_group(leader);
+    }
+}
 
 /// A started child with its pipes and its tree.
 pub(crate) struct Spawned {
@@ -27,8 +93,9 @@ pub(crate) struct Spawned {
     pub pid: u32,
 }
 
-/// Build and start the OS process for `launch`.
-pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
+/// Build and start the OS process for `launch`, held as `containment`
+/// says.
+pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io::Result<Spawned> {
     let spec = &launch.spec;
     if spec.program.is_empty() {
         return Err(io::Error::new(
@@ -58,7 +125,12 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
             ));
         }
     }
+    ProcessTree::spawn(launch, containment, job)
+}
 
+/// The OS command for `launch`, without containment.
+pub(crate) fn build(launch: &Launch) -> tokio::process::Command {
+    let spec = &launch.spec;
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&launch.args);
     if spec.env_clear {
@@ -78,14 +150,7 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
     cmd.stdout(Stdio::piped());
     cmd.stderr(Stdio::piped());
     cmd.kill_on_drop(false);
-    ProcessTree::configure(&mut cmd, spec.hide_window);
-
-    let child = cmd
-        .spawn()
-        .map_err(|e| describe_spawn_error(&spec.program, e))?;
-    let pid = child.id().unwrap_or(0);
-    let tree = ProcessTree::attach(&child)?;
-    Ok(Spawned { child, tree, pid })
+    cmd
 }
 
 fn check_nul(what: &str, s: &str) -> io::Result<()> {
@@ -98,7 +163,7 @@ fn check_nul(what: &str, s: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn describe_spawn_error(program: &str, e: io::Error) -> io::Error {
+pub(crate) fn describe_spawn_error(program: &str, e: io::Error) -> io::Error {
     let what = match e.kind() {
         io::ErrorKind::NotFound => format!("program not found: {program}"),
         io::ErrorKind::PermissionDenied => {

@@ -1,46 +1,212 @@
-//! Unix: the child leads a new process group; signals go to the group.
+//! Unix: the child leads a new process group, and on Linux it is also put
+//! into its own cgroup when one can be created (see `cgroup.rs`).
+//!
+//! Without a cgroup, signals go to the process group (through
+//! [`identity::signal_group`], which never signals a reused group id) and,
+//! on Linux, to every live descendant of the main process found in `/proc`
+//! (this reaches a `setsid` child while its parent lives; a process whose
+//! parent already exited, as after a double fork, is out of reach).
 
 use std::io;
+use std::sync::Mutex;
 
-/// The child's process group.
+use crate::command::Launch;
+use crate::job::JobId;
+
+#[cfg(target_os = "linux")]
+use super::cgroup::JobCgroup;
+use super::identity::{self, ProcId};
+use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
+
+/// A job's process tree: its process group, and its cgroup where there is
+/// one.
 #[derive(Debug)]
 pub(crate) struct ProcessTree {
-    pgid: libc::pid_t,
+    leader: ProcId,
+    #[cfg(target_os = "linux")]
+    cgroup: Option<JobCgroup>,
+    /// Descendants seen while stopping (process-group path), so a process
+    /// orphaned between `terminate` and `kill` still gets the `SIGKILL`.
+    seen: Mutex<Vec<ProcId>>,
 }
 
 impl ProcessTree {
-    /// Put the child in a new process group (its pid becomes the group id).
-    pub(crate) fn configure(cmd: &mut tokio::process::Command, _hide_window: bool) {
+    /// Start `launch` in a new process group (and cgroup, where possible).
+    pub(crate) fn spawn(
+        launch: &Launch,
+        containment: Containment,
+        job: JobId,
+    ) -> io::Result<Spawned> {
+        #[cfg(target_os = "linux")]
+        {
+            let cgroup = match containment {
+                Containment::Auto => JobCgroup::create(job),
+                Containment::ProcessGroup => None,
+            };
+            if let Some(cg) = cgroup {
+                let mut cmd = build(launch);
+                cmd.process_group(0);
+                enter_in_pre_exec(&mut cmd, &cg)?;
+                match cmd.spawn() {
+                    Ok(child) => return Self::attach(child, Some(cg)),
+                    Err(_) => {
+                        // Entering the cgroup may be what failed (no
+                        // permission to move a process there): retry once
+                        // on the process-group path, which reports the
+                        // real error if the program itself cannot start.
+                        drop(cg);
+                        let mut cmd = build(launch);
+                        cmd.process_group(0);
+                        let child = cmd
+                            .spawn()
+                            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+                        super::cgroup::mark_unusable();
+                        return Self::attach(child, None);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (containment, job);
+        let mut cmd = build(launch);
         cmd.process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+        Self::attach(
+            child,
+            #[cfg(target_os = "linux")]
+            None,
+        )
     }
 
-    pub(crate) fn attach(child: &tokio::process::Child) -> io::Result<Self> {
+    fn attach(
+        child: tokio::process::Child,
+        #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,
+    ) -> io::Result<Spawned> {
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("child exited before it could be tracked"))?;
-        Ok(ProcessTree {
-            pgid: pid as libc::pid_t,
-        })
+        // The child is not reaped yet, so this pid is still this process:
+        // its identity recorded now is the leader's.
+        let tree = ProcessTree {
+            leader: ProcId::of(pid),
+            #[cfg(target_os = "linux")]
+            cgroup,
+            seen: Mutex::new(Vec::new()),
+        };
+        Ok(Spawned { child, tree, pid })
     }
 
-    /// Ask the whole group to stop (`SIGTERM`).
+    /// The main process's identity, recorded right after spawn.
+    pub(crate) fn leader(&self) -> &ProcId {
+        &self.leader
+    }
+
+    /// Ask the whole tree to stop (`SIGTERM`).
     pub(crate) fn terminate(&self) {
-        signal_group(self.pgid, libc::SIGTERM);
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.terminate();
+            return;
+        }
+        self.signal_all(libc::SIGTERM);
     }
 
-    /// Kill the whole group (`SIGKILL`).
+    /// Kill the whole tree (`SIGKILL`).
     pub(crate) fn kill(&self) {
-        signal_group(self.pgid, libc::SIGKILL);
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
+            return;
+        }
+        self.signal_all(libc::SIGKILL);
+    }
+
+    /// Freeze (`true`) or thaw (`false`) the whole tree: `cgroup.freeze`,
+    /// else `SIGSTOP`/`SIGCONT` to the group and live descendants.
+    pub(crate) fn pause(&self, frozen: bool) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.freeze(frozen);
+        }
+        self.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(())
+    }
+
+    /// Resource usage of the tree, where it can be measured (a cgroup).
+    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.usage();
+        }
+        None
+    }
+
+    /// `true` while anything of the tree may still run: the cgroup is
+    /// populated, or (process group) a signal-0 probe reaches the group.
+    pub(crate) fn populated(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.populated();
+        }
+        identity::signal_group(&self.leader, 0)
+    }
+
+    /// Forget the tree's kernel objects (remove an empty cgroup). `true`
+    /// once nothing is left to remove.
+    pub(crate) fn release(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return !cg.populated() && cg.remove();
+        }
+        true
+    }
+
+    /// Process-group path: `sig` to the group and to every live descendant
+    /// of the leader (and every descendant seen before that is still the
+    /// same process).
+    fn signal_all(&self, sig: libc::c_int) {
+        identity::signal_group(&self.leader, sig);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if self.leader.alive() == Some(true) {
+            for d in identity::descendants(self.leader.pid) {
+                if !seen.contains(&d) {
+                    seen.push(d);
+                }
+            }
+        }
+        seen.retain(|p| identity::signal_process(p, sig) || p.alive() == Some(true));
     }
 }
 
-/// Send `sig` to process group `pgid`. A group that no longer exists is not
-/// an error (everything in it already exited).
-pub(crate) fn signal_group(pgid: libc::pid_t, sig: libc::c_int) -> bool {
-    if pgid <= 1 {
-        return false;
+/// In the child, between fork and exec: write `0` (the calling process) to
+/// the cgroup's `cgroup.procs`, so the program starts inside the cgroup.
+#[cfg(target_os = "linux")]
+fn enter_in_pre_exec(cmd: &mut tokio::process::Command, cg: &JobCgroup) -> io::Result<()> {
+    let path = cg.procs_path()?;
+    let enter = move || {
+        // Only async-signal-safe calls here (open/write/close); the path
+        // was allocated before fork.
+        // SAFETY: `path` is a valid NUL-terminated string; the buffer
+        // passed to write(2) is a static byte.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = (n != 1).then(io::Error::last_os_error);
+            libc::close(fd);
+            match err {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    };
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(enter);
     }
-    // SAFETY: kill(2) with a negative pid signals a process group; it has no
-    // memory-safety preconditions.
-    unsafe { libc::kill(-pgid, sig) == 0 }
+    Ok(())
 }

@@ -3,6 +3,11 @@
 
 use std::io;
 
+use crate::command::Launch;
+use crate::job::JobId;
+
+use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
+
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
@@ -23,13 +28,55 @@ unsafe impl Send for ProcessTree {}
 unsafe impl Sync for ProcessTree {}
 
 impl ProcessTree {
-    pub(crate) fn configure(cmd: &mut tokio::process::Command, hide_window: bool) {
-        if hide_window {
+    /// Start `launch` and assign it to a new Job Object.
+    pub(crate) fn spawn(
+        launch: &Launch,
+        _containment: Containment,
+        _job: JobId,
+    ) -> io::Result<Spawned> {
+        let mut cmd = build(launch);
+        if launch.spec.hide_window {
             cmd.creation_flags(CREATE_NO_WINDOW);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+        let pid = child.id().unwrap_or(0);
+        match Self::attach(&child) {
+            Ok(tree) => Ok(Spawned { child, tree, pid }),
+            Err(e) => {
+                // Never run untracked.
+                let _ = child.start_kill();
+                Err(e)
+            }
         }
     }
 
-    pub(crate) fn attach(child: &tokio::process::Child) -> io::Result<Self> {
+    /// Pausing needs suspending every thread; not supported on Windows.
+    pub(crate) fn pause(&self, _frozen: bool) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "pause/resume is not supported on Windows",
+        ))
+    }
+
+    /// Not measured on Windows.
+    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+        None
+    }
+
+    /// Unknown on Windows: kill-on-close ends the tree when the handle
+    /// closes.
+    pub(crate) fn populated(&self) -> bool {
+        false
+    }
+
+    /// Nothing to remove (the handle closes on drop).
+    pub(crate) fn release(&self) -> bool {
+        true
+    }
+
+    fn attach(child: &tokio::process::Child) -> io::Result<Self> {
         let raw = child
             .raw_handle()
             .ok_or_else(|| io::Error::other("child exited before it could be tracked"))?;

@@ -107,6 +107,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How each job's process tree is held (default
+    /// [`Containment::Auto`](crate::Containment::Auto): a cgroup per job on
+    /// Linux where the host may create one, else a process group; a Job
+    /// Object on Windows). [`Containment::ProcessGroup`](crate::Containment::ProcessGroup)
+    /// forces the process-group path.
+    pub fn containment(mut self, c: crate::process::Containment) -> Self {
+        self.config.containment = c;
+        self
+    }
+
     /// Build the runtime: opens the history and log directory if set.
     pub fn build(self) -> Result<Runtime, Error> {
         Runtime::from_config(self.config)

@@ -62,6 +62,7 @@ pub(crate) struct RuntimeConfig {
     pub ring_lines: usize,
     pub ring_bytes: usize,
     pub max_finished_jobs: usize,
+    pub containment: crate::process::Containment,
 }
 
 impl Default for RuntimeConfig {
@@ -81,6 +82,7 @@ impl Default for RuntimeConfig {
             ring_lines: 131_072,
             ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
+            containment: crate::process::Containment::Auto,
         }
     }
 }

@@ -11,9 +11,11 @@
 //! process group, `SIGKILL` after the grace period. When the main process
 //! exits but a descendant still holds the pipes open, the driver waits up to
 //! the drain timeout, then kills the group and finalizes with what it read.
-//! When a job ends, anything left in its process group is killed: a job
-//! owns its tree. (A program that must outlive the job has to leave the group
-//! itself, e.g. with `setsid`.)
+//! When a job ends, anything left in its tree is killed (its cgroup, or its
+//! process group and live descendants; see `crate::process`): a job owns
+//! its tree, unless the command asked to keep leftovers
+//! (`Command::keep_leftovers`). Pausing freezes the tree; the timeout does
+//! not count paused time.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -153,7 +155,7 @@ pub(crate) async fn run(
         return;
     };
 
-    let spawned = match process::spawn(&job.launch) {
+    let spawned = match process::spawn(&job.launch, inner.config.containment, job.id) {
         Ok(s) => s,
         Err(e) => {
             job.finish(Outcome::Failed {
@@ -169,12 +171,13 @@ pub(crate) async fn run(
         }
     };
     let tree = Arc::new(spawned.tree);
+    process::identity::remember_leader(tree.leader().clone());
     guard.tree = Some(Arc::clone(&tree));
+    *lock(&entry.tree) = Some(Arc::clone(&tree));
     let outcome = job
         .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
         .await;
-    // The job owns its tree: nothing of it outlives the job.
-    tree.kill();
+    job.end_tree(&tree).await;
     job.finish(outcome).await;
     guard.armed = false;
 }
@@ -300,11 +303,13 @@ impl Driver {
 
         let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         let far = tokio::time::Instant::from_std(far);
-        let deadline = self
+        let mut deadline = self
             .launch
             .spec
             .timeout
             .map(|d| tokio::time::Instant::now() + d);
+        let mut paused_rx = self.entry.paused.subscribe();
+        let mut paused_since: Option<tokio::time::Instant> = None;
         let timeout_sleep = sleep_until(deadline.unwrap_or(far));
         let kill_sleep = sleep_until(far);
         let drain_sleep = sleep_until(far);
@@ -372,7 +377,23 @@ impl Driver {
                         kill_armed = true;
                     }
                 }
-                _ = &mut timeout_sleep, if deadline.is_some() && self.stopped.is_none() => {
+                r = paused_rx.changed() => {
+                    // Paused time does not count toward the timeout.
+                    let now = tokio::time::Instant::now();
+                    let paused = r.is_ok() && *paused_rx.borrow_and_update();
+                    match (paused, paused_since) {
+                        (true, None) => paused_since = Some(now),
+                        (false, Some(since)) => {
+                            paused_since = None;
+                            if let Some(d) = deadline.as_mut() {
+                                *d = d.checked_add(now - since).unwrap_or(far);
+                                timeout_sleep.as_mut().reset(*d);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ = &mut timeout_sleep, if deadline.is_some() && self.stopped.is_none() && paused_since.is_none() => {
                     self.begin_stop(Stop::Timeout, tree);
                     kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
                     kill_armed = true;
@@ -385,7 +406,9 @@ impl Driver {
                     // A descendant holds the pipes after the main process
                     // exited: stop it and finish with what we have.
                     drain_armed = false;
-                    tree.kill();
+                    if !self.launch.keep_leftovers {
+                        tree.kill();
+                    }
                     out_split.finish(&mut segs);
                     self.handle(Stream::Stdout, &mut segs);
                     err_split.finish(&mut segs);
@@ -422,10 +445,44 @@ impl Driver {
         self.verdict(&exit)
     }
 
-    /// Start stopping the job (cancel or timeout): TERM to the group now,
-    /// KILL after the grace period (armed by the caller).
+    /// The main process exited and the pipes closed: kill what is left of
+    /// the tree (unless the command keeps leftovers and was not stopped),
+    /// measure it, and remove its cgroup once empty.
+    async fn end_tree(&mut self, tree: &ProcessTree) {
+        *lock(&self.entry.tree) = None;
+        let kill = !self.launch.keep_leftovers || self.stopped.is_some();
+        if kill {
+            tree.kill();
+        }
+        // A killed tree empties within moments; wait for that (bounded) so
+        // the cgroup can be removed and usage covers every process.
+        let end = tokio::time::Instant::now() + Duration::from_secs(2);
+        while kill && tree.populated() && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(usage) = tree.usage() {
+            *lock(&self.entry.usage) = Some(usage.clone());
+            self.push(Event::ResourcesMeasured {
+                job: self.id,
+                usage,
+                at: SystemTime::now(),
+            });
+        }
+        tree.release();
+    }
+
+    /// Start stopping the job (cancel or timeout): TERM to the tree now,
+    /// KILL after the grace period (armed by the caller). A paused tree is
+    /// thawed first so it can act on the TERM.
     fn begin_stop(&mut self, why: Stop, tree: &ProcessTree) {
         self.stopped = Some(why);
+        if *self.entry.paused.borrow() && tree.pause(false).is_ok() {
+            self.entry.paused.send_replace(false);
+            self.push(Event::Resumed {
+                job: self.id,
+                at: SystemTime::now(),
+            });
+        }
         if why == Stop::Cancel {
             self.push(Event::Cancelled {
                 job: self.id,

@@ -86,9 +86,34 @@ pub(crate) struct Inner {
 /// assert!(handle.await.is_success());
 /// # Ok(()) }
 /// ```
+///
+/// Dropping the last `Runtime` (clones and [`JobHandle`]s count) kills the
+/// process tree of every job still running; [`shutdown`](Self::shutdown)
+/// stops them politely and waits for history.
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) inner: Arc<Inner>,
+    _last: Arc<LastHandle>,
+}
+
+/// Shared by every `Runtime` clone: when the last one goes, every job's
+/// tree is killed (drivers hold `Inner`, not this, so running jobs do not
+/// keep it alive).
+struct LastHandle(Arc<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let live: Vec<Arc<JobEntry>> = {
+            let reg = lock(&self.0.registry);
+            reg.newest().filter(|e| !e.is_terminal()).cloned().collect()
+        };
+        for e in live {
+            e.request_cancel();
+            if let Some(tree) = lock(&e.tree).as_ref() {
+                tree.kill();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -131,16 +156,18 @@ impl Runtime {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_concurrent));
         let bus = Bus::new(config.ring_lines);
+        let inner = Arc::new(Inner {
+            config,
+            registry: Mutex::new(Registry::default()),
+            bus,
+            permits,
+            history,
+            raw_logs,
+            closing: watch::channel(false).0,
+        });
         Runtime {
-            inner: Arc::new(Inner {
-                config,
-                registry: Mutex::new(Registry::default()),
-                bus,
-                permits,
-                history,
-                raw_logs,
-                closing: watch::channel(false).0,
-            }),
+            _last: Arc::new(LastHandle(Arc::clone(&inner))),
+            inner,
         }
     }
 
@@ -175,6 +202,9 @@ impl Runtime {
             stdin: Mutex::new(None),
             done: watch::channel(None).0,
             ring,
+            tree: Mutex::new(None),
+            usage: Mutex::new(None),
+            paused: watch::channel(false).0,
         });
         // Writes made before the process starts are queued, not lost.
         let stdin_rx = interactive.then(|| {
@@ -214,6 +244,67 @@ impl Runtime {
                 None => Err(Error::UnknownJob(id)),
             },
         }
+    }
+
+    /// Freeze a running job's whole process tree (`cgroup.freeze` with a
+    /// cgroup, else `SIGSTOP` to its process group and live descendants).
+    /// Emits [`Event::Paused`]. The job's timeout does not count the time
+    /// it spends paused; cancel still works (a paused job is thawed to
+    /// receive `SIGTERM`). Not supported on Windows. A job that is not
+    /// running (queued, finished): `Ok`, nothing happens.
+    pub fn pause(&self, id: JobId) -> Result<(), Error> {
+        self.set_paused(id, true)
+    }
+
+    /// Thaw a job paused with [`pause`](Self::pause). Emits
+    /// [`Event::Resumed`].
+    pub fn resume(&self, id: JobId) -> Result<(), Error> {
+        self.set_paused(id, false)
+    }
+
+    fn set_paused(&self, id: JobId, paused: bool) -> Result<(), Error> {
+        let Some(entry) = self.entry(id) else {
+            return match self.history_job(id)? {
+                Some(_) => Ok(()),
+                None => Err(Error::UnknownJob(id)),
+            };
+        };
+        let tree = lock(&entry.tree).clone();
+        let Some(tree) = tree else { return Ok(()) };
+        if *entry.paused.borrow() == paused {
+            return Ok(());
+        }
+        tree.pause(paused)?;
+        entry.paused.send_replace(paused);
+        let at = std::time::SystemTime::now();
+        let ev = if paused {
+            Event::Paused { job: id, at }
+        } else {
+            Event::Resumed { job: id, at }
+        };
+        driver::publish(
+            &self.inner,
+            &entry,
+            || entry.snapshot(),
+            vec![log::Item::event(ev)],
+        );
+        Ok(())
+    }
+
+    /// CPU time and peak memory a finished job used: from memory, else from
+    /// its stored [`Event::ResourcesMeasured`]. `None` while it runs, when
+    /// the platform could not measure it, or for an unknown job.
+    pub fn usage(&self, id: JobId) -> Option<crate::process::ResourceUsage> {
+        if let Some(entry) = self.entry(id) {
+            if let Some(u) = lock(&entry.usage).clone() {
+                return Some(u);
+            }
+        }
+        let h = self.inner.history.as_ref()?;
+        h.events(id).ok()?.into_iter().find_map(|e| match e {
+            Event::ResourcesMeasured { usage, .. } => Some(usage),
+            _ => None,
+        })
     }
 
     /// The `n` newest jobs in memory, newest first.

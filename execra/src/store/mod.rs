@@ -319,10 +319,12 @@ impl Store {
     /// `finalized` event row. Jobs of a runtime that is still alive (in this
     /// or another process) are left alone.
     ///
-    /// A stranded job whose process group leader is still running is killed
-    /// (`SIGKILL` to the group, Unix) — but only when the leader is
-    /// verifiably the recorded process (same start time and boot, Linux);
-    /// a reused PID, or one that cannot be verified, is never signalled.
+    /// What is left of a stranded job's process tree is killed, even when
+    /// its main process is already dead: its cgroup (Linux, found by the
+    /// job id) is killed and removed; without one, `SIGKILL` goes to its
+    /// process group — but only when the recorded leader identity (start
+    /// time and boot, Linux) shows the group id was not reused; one that
+    /// cannot be verified is never signalled.
     ///
     /// Returns how many jobs were finalized.
     pub fn resurrect_stranded_jobs(&self) -> Result<usize, StoreError> {
@@ -374,12 +376,10 @@ impl Store {
         let mut writes = Writes::new(&self.conn)?;
         let mut count = 0;
         for (id, leader) in stranded {
-            if let Some(leader) = &leader {
-                proc::kill_stranded_group(leader);
-            }
             let Ok(uuid) = Uuid::from_slice(&id) else {
                 continue;
             };
+            crate::process::kill_stranded(JobId(uuid), leader.as_ref());
             finalize.execute(params![id, outcome_json, millis(SystemTime::now())])?;
             writes.insert_event(&Event::Finalized {
                 job: JobId(uuid),
