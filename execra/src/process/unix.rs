@@ -167,7 +167,8 @@ impl ProcessTree {
     /// of the leader (and every descendant seen before that is still the
     /// same process).
     fn signal_all(&self, sig: libc::c_int) {
-        identity::signal_group(&self.leader, sig);
+        // Walk first: once the group is signalled the main process may die
+        // and its children re-parent out of reach.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if self.leader.alive() == Some(true) {
             for d in identity::descendants(self.leader.pid) {
@@ -176,6 +177,7 @@ impl ProcessTree {
                 }
             }
         }
+        identity::signal_group(&self.leader, sig);
         seen.retain(|p| identity::signal_process(p, sig) || p.alive() == Some(true));
     }
 }

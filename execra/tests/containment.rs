@@ -1,0 +1,275 @@
+//! Containment: a job owns its whole process tree, whatever the tree does
+//! (`setsid`, double fork, `set -m`, `nohup`) — after cancel, timeout and a
+//! normal exit — on the cgroup path and on the forced process-group path.
+//!
+//! Survival is checked by scanning `/proc` for a unique `sleep` argument,
+//! with a bounded poll. Each test says which path it ran on: the cgroup
+//! path must really be a cgroup (CI runs as root, where it works); set
+//! `EXECRA_TEST_NO_CGROUP=1` to run the cgroup-path tests on a machine
+//! without a writable cgroup2 (they then check the fallback, and say so).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use execra::{Command, Containment, Event, Outcome, Runtime};
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// A `sleep` duration no other process on the machine uses.
+fn marker() -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("9{:06}{:03}", std::process::id() % 1_000_000, n)
+}
+
+/// Pids of live (non-zombie) processes whose command line has `marker`.
+fn survivors(marker: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let has = cmd
+            .split(|b| *b == 0)
+            .any(|a| a == marker.as_bytes());
+        if has && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Poll (up to `limit`) until no process carries `marker`.
+async fn gone(marker: &str, limit: Duration) -> Result<(), Vec<i32>> {
+    let end = Instant::now() + limit;
+    loop {
+        let s = survivors(marker);
+        if s.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= end {
+            return Err(s);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kill what a test expected to survive, so nothing leaks from the suite.
+fn reap(marker: &str) {
+    for pid in survivors(marker) {
+        // SAFETY: kill(2) on a pid we just found carrying our marker.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Is the cgroup path expected to work here?
+fn cgroup_expected() -> bool {
+    std::env::var_os("EXECRA_TEST_NO_CGROUP").is_none()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Escape {
+    /// `setsid cmd &`
+    Setsid,
+    /// `(setsid cmd &)`: the parent subshell exits at once.
+    DoubleFork,
+    /// `bash -c 'set -m; cmd & …'`: a job-control background job (its own
+    /// process group).
+    SetM,
+    /// `nohup cmd &`
+    Nohup,
+}
+
+const ESCAPES: [Escape; 4] = [
+    Escape::Setsid,
+    Escape::DoubleFork,
+    Escape::SetM,
+    Escape::Nohup,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    Cancel,
+    Timeout,
+    Exit,
+}
+
+/// The script: start the escapee (which writes its cgroup to `note`, then
+/// becomes `sleep <marker>`), wait until it wrote, then either exit or keep
+/// running.
+fn script(escape: Escape, end: End, marker: &str, note: &Path) -> Command {
+    let note = note.display();
+    let inner = format!("cat /proc/self/cgroup > {note}.tmp; mv {note}.tmp {note}; exec sleep {marker}");
+    let start = match escape {
+        Escape::Setsid => format!("setsid sh -c '{inner}' >/dev/null 2>&1 &"),
+        Escape::DoubleFork => format!("(setsid sh -c '{inner}' >/dev/null 2>&1 &)"),
+        Escape::SetM => format!("set -m; sh -c '{inner}' >/dev/null 2>&1 &"),
+        Escape::Nohup => format!("nohup sh -c '{inner}' >/dev/null 2>&1 &"),
+    };
+    let wait = format!("while [ ! -s {note} ]; do sleep 0.01; done; echo ready");
+    let tail = match end {
+        End::Exit => "exit 0",
+        End::Cancel | End::Timeout => "sleep 300",
+    };
+    let body = format!("{start}\n{wait}\n{tail}");
+    // dash ignores `set -m` without a terminal: the job-control case runs
+    // under bash.
+    let cmd = match escape {
+        Escape::SetM => Command::new("bash").arg("-c").arg(body),
+        _ => Command::sh(body),
+    };
+    match end {
+        End::Timeout => cmd.timeout(Duration::from_secs(3)),
+        _ => cmd,
+    }
+}
+
+fn runtime(c: Containment) -> Runtime {
+    Runtime::builder()
+        .containment(c)
+        .default_grace_period(Duration::from_millis(500))
+        .build()
+        .expect("runtime")
+}
+
+/// Run one escape to its end; return (path used, survivors after 5 s).
+async fn run_escape(rt: &Runtime, escape: Escape, end: End) -> (bool, Result<(), Vec<i32>>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let note = dir.path().join("cgroup");
+    let m = marker();
+    let h = rt.spawn(script(escape, end, &m, &note)).expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(&ev, Event::OutputAppended { line, .. } if line == "ready") {
+            break;
+        }
+    }
+    if end != End::Exit {
+        // The escapee wrote its note just before exec'ing `sleep <marker>`.
+        let end = Instant::now() + Duration::from_secs(5);
+        while survivors(&m).is_empty() && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!survivors(&m).is_empty(), "{escape:?}: the escapee did not start");
+    }
+    if end == End::Cancel {
+        h.cancel().expect("cancel");
+    }
+    let outcome = h.await;
+    match end {
+        End::Cancel => assert!(matches!(outcome, Outcome::Cancelled { .. }), "{outcome:?}"),
+        End::Timeout => assert!(
+            matches!(
+                &outcome,
+                Outcome::Failed {
+                    reason: execra::FailureReason::Timeout,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        ),
+        End::Exit => assert!(outcome.is_success(), "{outcome:?}"),
+    }
+    let cg = std::fs::read_to_string(&note).expect("the escapee ran and wrote its cgroup");
+    let in_cgroup = cg.lines().any(|l| l.starts_with("0::") && l.contains("/execra-"));
+    let res = gone(&m, Duration::from_secs(5)).await;
+    reap(&m);
+    (in_cgroup, res, m)
+}
+
+/// The cgroup path: every escape is gone after `end`.
+async fn cgroup_path(end: End) {
+    let rt = runtime(Containment::Auto);
+    let runs = futures_join(&rt, end).await;
+    for (escape, (in_cgroup, res, m)) in runs {
+        if cgroup_expected() {
+            assert!(in_cgroup, "{escape:?}/{end:?}: expected the cgroup path (run as root, or set EXECRA_TEST_NO_CGROUP=1)");
+            eprintln!("path: cgroup — {escape:?} after {end:?}");
+            assert_eq!(res, Ok(()), "{escape:?} survived {end:?} on the cgroup path (marker {m})");
+        } else {
+            eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: {escape:?}/{end:?} ran on the process-group path");
+        }
+    }
+}
+
+async fn futures_join(rt: &Runtime, end: End) -> Vec<(Escape, (bool, Result<(), Vec<i32>>, String))> {
+    let (a, b, c, d) = tokio::join!(
+        run_escape(rt, ESCAPES[0], end),
+        run_escape(rt, ESCAPES[1], end),
+        run_escape(rt, ESCAPES[2], end),
+        run_escape(rt, ESCAPES[3], end),
+    );
+    ESCAPES.into_iter().zip([a, b, c, d]).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_path_cancel_kills_every_escape() {
+    cgroup_path(End::Cancel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_path_timeout_kills_every_escape() {
+    cgroup_path(End::Timeout).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_path_normal_exit_kills_every_leftover() {
+    cgroup_path(End::Exit).await;
+}
+
+/// What the process-group path promises (README, "What each platform
+/// guarantees"): the group, plus live descendants of the main process while
+/// it runs. A process whose parent already exited and that left the group
+/// (double fork; any `setsid`/`set -m` escapee once the main process has
+/// exited) is out of its reach.
+fn fallback_contains(escape: Escape, end: End) -> bool {
+    match (escape, end) {
+        (Escape::Nohup, _) => true,
+        (Escape::DoubleFork, _) => false,
+        (Escape::Setsid | Escape::SetM, End::Cancel | End::Timeout) => true,
+        (Escape::Setsid | Escape::SetM, End::Exit) => false,
+    }
+}
+
+async fn fallback_path(end: End) {
+    let rt = runtime(Containment::ProcessGroup);
+    for (escape, (in_cgroup, res, m)) in futures_join(&rt, end).await {
+        eprintln!("path: process group — {escape:?} after {end:?}: {res:?}");
+        assert!(!in_cgroup, "{escape:?}: ProcessGroup must not use a cgroup");
+        if fallback_contains(escape, end) {
+            assert_eq!(res, Ok(()), "{escape:?} survived {end:?} on the process-group path (marker {m})");
+        } else {
+            assert!(
+                res.is_err(),
+                "{escape:?}/{end:?}: the process-group path now contains this escape; update fallback_contains and the README table"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_path_cancel() {
+    fallback_path(End::Cancel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_path_timeout() {
+    fallback_path(End::Timeout).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_path_normal_exit() {
+    fallback_path(End::Exit).await;
+}
