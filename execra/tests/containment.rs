@@ -273,3 +273,184 @@ async fn fallback_path_timeout() {
 async fn fallback_path_normal_exit() {
     fallback_path(End::Exit).await;
 }
+
+/// Lines of a counting job seen so far.
+fn counted(evs: &[Event]) -> usize {
+    evs.iter()
+        .filter(|e| matches!(e, Event::OutputAppended { line, .. } if line.starts_with("n=")))
+        .count()
+}
+
+/// Pause stops a counting job's output; resume lets it continue.
+async fn pause_and_resume(c: Containment) {
+    let rt = runtime(c);
+    let h = rt
+        .spawn(Command::sh(
+            "i=0; while :; do echo n=$i; i=$((i+1)); sleep 0.02; done",
+        ))
+        .expect("spawn");
+    let mut s = h.subscribe();
+    let mut seen = Vec::new();
+    while counted(&seen) < 5 {
+        seen.push(s.next().await.expect("output before pause"));
+    }
+    rt.pause(h.id()).expect("pause");
+    // Lines already in the pipe may still arrive: let them, then count.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(settle.into(), s.next()).await {
+        seen.push(ev);
+    }
+    assert!(kinds(&seen).contains(&"paused"), "{:?}", kinds(&seen));
+    let before = counted(&seen);
+    let window = Instant::now() + Duration::from_millis(700);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(window.into(), s.next()).await {
+        seen.push(ev);
+    }
+    assert_eq!(counted(&seen), before, "output while paused ({c:?})");
+    rt.resume(h.id()).expect("resume");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted(&seen) < before + 3 {
+        match tokio::time::timeout_at(deadline.into(), s.next()).await {
+            Ok(Some(ev)) => seen.push(ev),
+            _ => panic!("no output after resume ({c:?})"),
+        }
+    }
+    assert!(kinds(&seen).contains(&"resumed"));
+    h.cancel().expect("cancel");
+    assert!(matches!(h.await, Outcome::Cancelled { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_freezes_the_tree_on_the_cgroup_path() {
+    eprintln!("path: cgroup (cgroup.freeze)");
+    pause_and_resume(Containment::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_the_group_on_the_fallback_path() {
+    eprintln!("path: process group (SIGSTOP/SIGCONT)");
+    pause_and_resume(Containment::ProcessGroup).await;
+}
+
+/// Paused time does not count toward the timeout: a job with a 1 s timeout
+/// that needs 0.6 s of running time succeeds after 1.2 s paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_does_not_count_paused_time() {
+    let rt = runtime(Containment::Auto);
+    let h = rt
+        .spawn(
+            Command::sh("echo start; sleep 0.6; echo done").timeout(Duration::from_secs(1)),
+        )
+        .expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(&ev, Event::OutputAppended { line, .. } if line == "start") {
+            break;
+        }
+    }
+    rt.pause(h.id()).expect("pause");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    rt.resume(h.id()).expect("resume");
+    let o = h.await;
+    assert!(o.is_success(), "{o:?}");
+}
+
+/// A CPU-burning job reports user CPU time (cgroup `cpu.stat`), readable
+/// from memory and stored as an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_of_a_cpu_burning_job() {
+    let rt = runtime(Containment::Auto);
+    let h = rt
+        .spawn(Command::sh(
+            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo $i",
+        ))
+        .expect("spawn");
+    let evs = h.subscribe();
+    let id = h.id();
+    assert!(h.await.is_success());
+    let evs = collect(evs).await;
+    let k = kinds(&evs);
+    if !cgroup_expected() {
+        eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: no usage is measured without a cgroup");
+        return;
+    }
+    eprintln!("path: cgroup (cpu.stat)");
+    let pos = k.iter().position(|k| *k == "resources_measured");
+    assert!(pos.is_some(), "{k:?}");
+    assert!(pos < k.iter().position(|k| *k == "finalized"));
+    let u = rt.usage(id).expect("usage");
+    assert!(u.user_cpu_us > 0, "{u:?}");
+    assert!(u.whole_tree);
+    if let Some(peak) = u.peak_memory_bytes {
+        assert!(peak > 0);
+    } else {
+        eprintln!("note: memory.peak not available (memory controller not enabled for cgroup2 here)");
+    }
+}
+
+/// `keep_leftovers(true)`: what the main process leaves behind keeps running
+/// after a normal exit (and the test kills it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_leftovers_survive_a_normal_exit() {
+    for c in [Containment::Auto, Containment::ProcessGroup] {
+        let rt = runtime(c);
+        let m = marker();
+        let h = rt
+            .spawn(
+                Command::sh(format!("sleep {m} >/dev/null 2>&1 & echo started"))
+                    .keep_leftovers(true),
+            )
+            .expect("spawn");
+        assert!(h.await.is_success());
+        let left = gone(&m, Duration::from_millis(500)).await;
+        reap(&m);
+        assert!(left.is_err(), "{c:?}: the kept leftover was killed");
+    }
+}
+
+/// Dropping the last `Runtime` handle kills every running job's tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_runtime_kills_every_tree() {
+    for c in [Containment::Auto, Containment::ProcessGroup] {
+        let rt = runtime(c);
+        let m = marker();
+        let h = rt
+            .spawn(Command::sh(format!("sleep {m} & echo ready; wait")))
+            .expect("spawn");
+        let mut s = h.subscribe();
+        while let Some(ev) = s.next().await {
+            if matches!(ev, Event::OutputAppended { .. }) {
+                break;
+            }
+        }
+        assert!(!survivors(&m).is_empty());
+        drop(h);
+        drop(rt);
+        assert_eq!(gone(&m, Duration::from_secs(5)).await, Ok(()), "{c:?}");
+    }
+}
+
+/// `shutdown()` stops every tree, including escapees, and waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_escaped_trees() {
+    let rt = runtime(Containment::Auto);
+    let m = marker();
+    let h = rt
+        .spawn(Command::sh(format!(
+            "(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
+        )))
+        .expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(ev, Event::OutputAppended { .. }) {
+            break;
+        }
+    }
+    rt.shutdown().await.expect("shutdown");
+    let res = gone(&m, Duration::from_secs(5)).await;
+    reap(&m);
+    if cgroup_expected() {
+        eprintln!("path: cgroup");
+        assert_eq!(res, Ok(()));
+    }
+}

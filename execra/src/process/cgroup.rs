@@ -208,9 +208,22 @@ impl JobCgroup {
 
 impl Drop for JobCgroup {
     fn drop(&mut self) {
-        // Best effort: an empty cgroup goes now; a populated one (leftovers
-        // kept on purpose) stays until recovery or the admin removes it.
-        let _ = std::fs::remove_dir(&self.dir);
+        // An empty cgroup goes now. One still emptying (killed just before,
+        // e.g. by a driver dropped with its tokio runtime) goes from a short
+        // helper thread; one with leftovers kept on purpose stays.
+        if std::fs::remove_dir(&self.dir).is_ok() || !self.populated() {
+            return;
+        }
+        let dir = self.dir.clone();
+        let _ = std::thread::Builder::new()
+            .name("execra-cgroup-rm".into())
+            .spawn(move || {
+                let end = Instant::now() + Duration::from_secs(2);
+                while populated(&dir) && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = std::fs::remove_dir(&dir);
+            });
     }
 }
 

@@ -302,4 +302,57 @@ mod tests {
         assert_eq!(fake.alive(), Some(false));
         assert!(!kill_stranded_group(&fake));
     }
+
+    /// A kill timer that fires after our group is gone must not hit a
+    /// group that reuses its id. Simulated with a second group whose leader
+    /// has the recorded pid but another start time.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_reused_group_id_is_never_signalled() {
+        use std::os::unix::process::CommandExt;
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let now = ProcId::of(other.id());
+        let recorded = ProcId {
+            start: now.start.map(|s| s - 1),
+            ..now.clone()
+        };
+        assert!(!signal_group(&recorded, libc::SIGKILL));
+        assert!(!kill_stranded_group(&recorded));
+        assert!(
+            other.try_wait().expect("try_wait").is_none(),
+            "the other group was signalled"
+        );
+        // Its own identity does reach it.
+        assert!(signal_group(&now, libc::SIGKILL));
+        let status = other.wait().expect("wait");
+        assert!(!status.success());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn descendants_are_found_through_the_parent_chain() {
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = sh.id();
+        let mut found = Vec::new();
+        for _ in 0..500 {
+            found = descendants(pid);
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(found.len(), 2, "{found:?}");
+        for d in &found {
+            assert!(signal_process(d, libc::SIGKILL));
+        }
+        let _ = sh.kill();
+        let _ = sh.wait();
+    }
 }
