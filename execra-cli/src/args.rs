@@ -32,8 +32,23 @@ pub enum Cmd {
     Logs(LogsArgs),
     /// Apply the retention policy now (prune old events and logs).
     Prune,
-    /// Cancel a job running in another `execra` process.
-    Cancel(IdArg),
+    /// Cancel a job running in another `execra` process: its whole tree
+    /// gets SIGTERM, and SIGKILL after the grace period.
+    Cancel(CancelArgs),
+    /// Freeze a running job's whole process tree.
+    Pause(IdArg),
+    /// Thaw a job paused with `execra pause`.
+    Resume(IdArg),
+}
+
+/// `execra cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Job id or a unique prefix of it.
+    pub id: String,
+    /// Time between SIGTERM and SIGKILL (e.g. 5s, 250ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
 }
 
 /// `execra run`.

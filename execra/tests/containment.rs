@@ -64,6 +64,18 @@ async fn gone(marker: &str, limit: Duration) -> Result<(), Vec<i32>> {
     }
 }
 
+/// Poll (up to 5 s) until a process carries `marker`; `false` if none did.
+async fn appear(marker: &str) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while survivors(marker).is_empty() {
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// Kill what a test expected to survive, so nothing leaks from the suite.
 fn reap(marker: &str) {
     for pid in survivors(marker) {
@@ -106,12 +118,16 @@ enum End {
     Exit,
 }
 
-/// The script: start the escapee (which writes its cgroup to `note`, then
-/// becomes `sleep <marker>`), wait until it wrote, then either exit or keep
-/// running.
+/// The script: start the escapee (a shell that starts `sleep <marker>`,
+/// then writes its cgroup to `note`), wait until it wrote, then either exit
+/// or keep running.
 fn script(escape: Escape, end: End, marker: &str, note: &Path) -> Command {
     let note = note.display();
-    let inner = format!("cat /proc/self/cgroup > {note}.tmp; mv {note}.tmp {note}; exec sleep {marker}");
+    // `sleep <marker>` runs (exec done) before the note is written.
+    let inner = format!(
+        "sleep {marker} & while ! grep -q {marker} /proc/$!/cmdline 2>/dev/null; do sleep 0.01; done; \
+         cat /proc/self/cgroup > {note}.tmp; mv {note}.tmp {note}; wait"
+    );
     let start = match escape {
         Escape::Setsid => format!("setsid sh -c '{inner}' >/dev/null 2>&1 &"),
         Escape::DoubleFork => format!("(setsid sh -c '{inner}' >/dev/null 2>&1 &)"),
@@ -157,11 +173,6 @@ async fn run_escape(rt: &Runtime, escape: Escape, end: End) -> (bool, Result<(),
         }
     }
     if end != End::Exit {
-        // The escapee wrote its note just before exec'ing `sleep <marker>`.
-        let end = Instant::now() + Duration::from_secs(5);
-        while survivors(&m).is_empty() && Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert!(!survivors(&m).is_empty(), "{escape:?}: the escapee did not start");
     }
     if end == End::Cancel {
@@ -402,6 +413,7 @@ async fn kept_leftovers_survive_a_normal_exit() {
             )
             .expect("spawn");
         assert!(h.await.is_success());
+        assert!(appear(&m).await, "{c:?}: the kept leftover is not running");
         let left = gone(&m, Duration::from_millis(500)).await;
         reap(&m);
         assert!(left.is_err(), "{c:?}: the kept leftover was killed");
@@ -423,7 +435,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
                 break;
             }
         }
-        assert!(!survivors(&m).is_empty());
+        assert!(appear(&m).await, "the sleeper did not start");
         drop(h);
         drop(rt);
         assert_eq!(gone(&m, Duration::from_secs(5)).await, Ok(()), "{c:?}");
@@ -446,6 +458,7 @@ async fn shutdown_stops_escaped_trees() {
             break;
         }
     }
+    assert!(appear(&m).await, "the escapee did not start");
     rt.shutdown().await.expect("shutdown");
     let res = gone(&m, Duration::from_secs(5)).await;
     reap(&m);
@@ -454,3 +467,4 @@ async fn shutdown_stops_escaped_trees() {
         assert_eq!(res, Ok(()));
     }
 }
+

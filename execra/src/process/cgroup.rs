@@ -3,9 +3,16 @@
 //!
 //! - Where: the cgroup2 mount is read from `/proc/self/mountinfo`, the
 //!   host's own cgroup from `/proc/self/cgroup` (the `0::` line); a job's
-//!   cgroup is `<mount>/<host cgroup>/execra-<job id>`. Creating it needs
-//!   write access there (root, or a delegated subtree such as a systemd user
-//!   service); where that fails the job runs on the process-group path.
+//!   cgroup is `<mount>/<host cgroup>/execra-host-<pid>/execra-<job id>`.
+//!   Creating it needs write access there (root, or a delegated subtree
+//!   such as a systemd user service); where that fails the job runs on the
+//!   process-group path.
+//! - Host death: with the first job cgroup, the host starts a watchdog (a
+//!   `sh` in its own session, so terminal signals miss it) that blocks
+//!   reading a pipe only the host holds. When the host process ends — even
+//!   by `SIGKILL` — the read returns and the watchdog writes `cgroup.kill`
+//!   of `execra-host-<pid>`, which kills every job tree of that host, then
+//!   removes the cgroups. Crash recovery is the second line.
 //! - Entry: the child writes `0` (itself) to the cgroup's `cgroup.procs`
 //!   from `pre_exec`, after fork and before exec, so it is inside before it
 //!   runs a single instruction of its program, and so is everything it
@@ -45,16 +52,68 @@ pub(crate) fn mark_unusable() {
     UNUSABLE.store(true, Ordering::Relaxed);
 }
 
-/// The cgroup2 mount point and the host's own cgroup below it.
+/// This host's cgroup for job cgroups (`<mount>/<own>/execra-host-<pid>`),
+/// created with its watchdog on first use; `None` where that fails.
 fn parent_dir() -> Option<&'static Path> {
     static PARENT: OnceLock<Option<PathBuf>> = OnceLock::new();
     PARENT
         .get_or_init(|| {
             let mount = cgroup2_mount()?;
             let own = own_cgroup()?;
-            Some(mount.join(own.trim_start_matches('/')))
+            let own = mount.join(own.trim_start_matches('/'));
+            let dir = own.join(format!("execra-host-{}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(_) => return None,
+            }
+            start_watchdog(&dir);
+            Some(dir)
         })
         .as_deref()
+}
+
+/// What the watchdog runs: wait for the host to end (EOF on stdin), then
+/// kill every job tree of the host and remove the cgroups.
+const WATCHDOG: &str = r#"read _ ; echo 1 > "$0/cgroup.kill" 2>/dev/null
+i=0; while [ $i -lt 250 ]; do
+  for d in "$0"/execra-*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  rmdir "$0" 2>/dev/null && exit 0
+  sleep 0.02; i=$((i+1))
+done"#;
+
+/// Start the host-death watchdog for `dir` (see the module docs). Best
+/// effort: without `sh`, recovery at the next history open is what is left.
+fn start_watchdog(dir: &Path) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two fds; both are owned below. O_CLOEXEC keeps
+    // the write end out of every child (jobs included).
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    // SAFETY: fresh fds from pipe2, owned once each.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(dir)
+        .stdin(std::process::Stdio::from(read))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Ok(mut child) = child {
+        // The host keeps the write end for as long as it lives.
+        std::mem::forget(write);
+        // Reap the watchdog if it ever exits while we live.
+        let _ = std::thread::Builder::new()
+            .name("execra-watchdog".into())
+            .spawn(move || {
+                let _ = child.wait();
+            });
+    }
 }
 
 /// The cgroup2 mount point, from `/proc/self/mountinfo`.
@@ -142,24 +201,9 @@ impl JobCgroup {
             .map_err(|_| io::Error::other("cgroup path contains a NUL byte"))
     }
 
-    /// Pids in the cgroup now.
-    fn pids(&self) -> Vec<libc::pid_t> {
-        read_pids(&self.dir)
-    }
-
-    /// `SIGTERM` to every process in the cgroup (frozen while listing and
-    /// signalling, so no listed pid can exit and be reused meanwhile).
+    /// `SIGTERM` to every process in the cgroup (see [`signal_dir`]).
     pub(crate) fn terminate(&self) {
-        let froze = write(&self.dir, "cgroup.freeze", "1").is_ok();
-        for pid in self.pids() {
-            // SAFETY: kill(2) on a pid listed in our own (frozen) cgroup.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        if froze {
-            let _ = write(&self.dir, "cgroup.freeze", "0");
-        }
+        signal_dir(&self.dir, libc::SIGTERM);
     }
 
     /// Kill everything in the cgroup.
@@ -170,6 +214,25 @@ impl JobCgroup {
     /// Freeze (`true`) or thaw (`false`) the whole cgroup.
     pub(crate) fn freeze(&self, frozen: bool) -> io::Result<()> {
         write(&self.dir, "cgroup.freeze", if frozen { "1" } else { "0" })
+    }
+
+    /// Let what is in the cgroup go (kept leftovers): move every process to
+    /// the host's own cgroup, so neither the host's watchdog nor recovery
+    /// kills it, then remove the job's cgroup.
+    pub(crate) fn release_leftovers(&self) {
+        let Some(own) = self.dir.parent().and_then(Path::parent) else {
+            return;
+        };
+        for _ in 0..10 {
+            let pids = read_pids(&self.dir);
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = write(own, "cgroup.procs", &pid.to_string());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
     }
 
     /// `true` while any process is in the cgroup.
@@ -237,15 +300,39 @@ fn read_pids(dir: &Path) -> Vec<libc::pid_t> {
         .unwrap_or_default()
 }
 
-fn populated(dir: &Path) -> bool {
+/// `true` while any process is in the cgroup at `dir`.
+pub(crate) fn populated(dir: &Path) -> bool {
     match std::fs::read_to_string(dir.join("cgroup.events")) {
         Ok(s) => s.lines().any(|l| l.trim() == "populated 1"),
         Err(_) => false,
     }
 }
 
+/// `sig` to every process in the cgroup at `dir`, frozen while listing and
+/// signalling so no listed pid can exit and be reused meanwhile; thawed
+/// afterwards. Returns how many processes were signalled.
+pub(crate) fn signal_dir(dir: &Path, sig: libc::c_int) -> usize {
+    let froze = write(dir, "cgroup.freeze", "1").is_ok();
+    let mut n = 0;
+    for pid in read_pids(dir) {
+        // SAFETY: kill(2) on a pid listed in our own (frozen) cgroup.
+        if unsafe { libc::kill(pid, sig) } == 0 {
+            n += 1;
+        }
+    }
+    if froze {
+        let _ = write(dir, "cgroup.freeze", "0");
+    }
+    n
+}
+
+/// Freeze or thaw the cgroup at `dir`.
+pub(crate) fn freeze_dir(dir: &Path, frozen: bool) -> io::Result<()> {
+    write(dir, "cgroup.freeze", if frozen { "1" } else { "0" })
+}
+
 /// `cgroup.kill`, or (kernel < 5.14) freeze and `SIGKILL` every pid.
-fn kill_dir(dir: &Path) {
+pub(crate) fn kill_dir(dir: &Path) {
     if write(dir, "cgroup.kill", "1").is_ok() {
         return;
     }

@@ -86,6 +86,85 @@ pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
     }
 }
 
+/// A job's tree reached from outside the process that runs it (the CLI's
+/// `cancel`, `pause`, `resume`): its cgroup, found by the job id, else its
+/// process group, signalled only through [`identity::signal_group`] with
+/// the leader identity recorded at spawn (never a reused group id; nothing
+/// when the identity was not recorded).
+#[derive(Debug)]
+pub(crate) struct RecordedTree {
+    leader: Option<identity::ProcId>,
+    #[cfg(target_os = "linux")]
+    cgroup: Option<std::path::PathBuf>,
+}
+
+impl RecordedTree {
+    /// Locate the tree of `job`.
+    pub(crate) fn find(job: JobId, leader: Option<identity::ProcId>) -> Self {
+        #[cfg(not(target_os = "linux"))]
+        let _ = job;
+        RecordedTree {
+            leader: leader.filter(|l| l.start.is_some() && l.boot.is_some()),
+            #[cfg(target_os = "linux")]
+            cgroup: cgroup::find(job),
+        }
+    }
+
+    /// What holds the tree: `"cgroup"`, `"process group"` or `None` when it
+    /// cannot be reached safely.
+    pub(crate) fn holder(&self) -> Option<&'static str> {
+        #[cfg(target_os = "linux")]
+        if self.cgroup.is_some() {
+            return Some("cgroup");
+        }
+        self.leader.as_ref().map(|_| "process group")
+    }
+
+    /// Send `sig` to the whole tree. `true` if anything was signalled.
+    #[cfg(unix)]
+    pub(crate) fn signal(&self, sig: i32) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::signal_dir(dir, sig) > 0;
+        }
+        self.leader
+            .as_ref()
+            .is_some_and(|l| identity::signal_group(l, sig))
+    }
+
+    /// Kill the whole tree (`cgroup.kill`, else `SIGKILL` to the group).
+    #[cfg(unix)]
+    pub(crate) fn kill(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            let had = cgroup::populated(dir);
+            cgroup::kill_dir(dir);
+            return had;
+        }
+        self.signal(libc::SIGKILL)
+    }
+
+    /// Freeze or thaw the tree (`cgroup.freeze`, else `SIGSTOP`/`SIGCONT`).
+    #[cfg(unix)]
+    pub(crate) fn pause(&self, frozen: bool) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::freeze_dir(dir, frozen).is_ok();
+        }
+        self.signal(if frozen { libc::SIGSTOP } else { libc::SIGCONT })
+    }
+
+    /// `true` while anything of the tree is still running.
+    #[cfg(unix)]
+    pub(crate) fn alive(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::populated(dir);
+        }
+        self.signal(0)
+    }
+}
+
 /// A started child with its pipes and its tree.
 pub(crate) struct Spawned {
     pub child: tokio::process::Child,

@@ -153,6 +153,15 @@ impl ProcessTree {
         identity::signal_group(&self.leader, 0)
     }
 
+    /// Let leftovers go (`Command::keep_leftovers`): they leave the job's
+    /// cgroup for the host's, so nothing kills them later.
+    pub(crate) fn release_leftovers(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.release_leftovers();
+        }
+    }
+
     /// Forget the tree's kernel objects (remove an empty cgroup). `true`
     /// once nothing is left to remove.
     pub(crate) fn release(&self) -> bool {

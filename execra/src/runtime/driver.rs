@@ -468,6 +468,9 @@ impl Driver {
                 at: SystemTime::now(),
             });
         }
+        if !kill {
+            tree.release_leftovers();
+        }
         tree.release();
     }
 

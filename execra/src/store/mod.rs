@@ -68,6 +68,7 @@
 //! host process, with its start time) owns it, so a runtime opening the file
 //! only finalizes jobs whose owner is gone, never those of a live neighbour.
 
+mod control;
 mod proc;
 mod schema;
 mod writer;
@@ -85,6 +86,7 @@ use crate::outcome::{ExitCode, FailureReason, Outcome};
 use crate::phase::PhaseId;
 use crate::runtime::RetentionPolicy;
 
+pub use control::TreeHolder;
 pub(crate) use writer::open_recorder;
 
 /// The schema version this build writes and the newest it can read.
