@@ -125,7 +125,7 @@ fn script(escape: Escape, end: End, marker: &str, note: &Path) -> Command {
     let note = note.display();
     // `sleep <marker>` runs (exec done) before the note is written.
     let inner = format!(
-        "sleep {marker} & while ! grep -q {marker} /proc/$!/cmdline 2>/dev/null; do sleep 0.01; done; \
+        "sleep {marker} & until [ \"$(cat /proc/$!/comm 2>/dev/null)\" = sleep ]; do sleep 0.01; done; \
          cat /proc/self/cgroup > {note}.tmp; mv {note}.tmp {note}; wait"
     );
     let start = match escape {
