@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Print one JSON event per line (the wire protocol) instead of output.
     #[arg(long)]
     pub json: bool,
+    /// How the job's process tree is held: `auto` (a cgroup where one can
+    /// be created, else a process group) or `process-group`.
+    #[arg(long, env = "EXECRA_CONTAINMENT", default_value = "auto", value_parser = parse_containment)]
+    pub containment: execra::Containment,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
@@ -122,6 +126,15 @@ pub struct LogsArgs {
 pub struct IdArg {
     /// Job id or a unique prefix of it.
     pub id: String,
+}
+
+/// Parse `auto` or `process-group`.
+pub fn parse_containment(s: &str) -> Result<execra::Containment, String> {
+    match s {
+        "auto" => Ok(execra::Containment::Auto),
+        "process-group" => Ok(execra::Containment::ProcessGroup),
+        _ => Err(format!("{s:?}: expected auto or process-group")),
+    }
 }
 
 /// Parse `30s`, `5m`, `1h`, `250ms`, or a plain number of seconds.

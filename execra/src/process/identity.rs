@@ -184,6 +184,29 @@ pub(crate) fn signal_group(leader: &ProcId, sig: i32) -> bool {
     }
 }
 
+/// The process-group path's whole-tree signal: `sig` to the group led by
+/// `leader` and to every live descendant of the leader (walked before the
+/// group is signalled, since the leader may die of it and its children
+/// re-parent out of reach), plus every process in `seen` that is still the
+/// same process. Descendants found are added to `seen`. Returns `true` if
+/// anything was signalled.
+pub(crate) fn signal_tree(leader: &ProcId, sig: i32, seen: &mut Vec<ProcId>) -> bool {
+    if leader.alive() == Some(true) {
+        for d in descendants(leader.pid) {
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+    }
+    let mut any = signal_group(leader, sig);
+    seen.retain(|p| {
+        let hit = signal_process(p, sig);
+        any |= hit;
+        hit || p.alive() == Some(true)
+    });
+    any
+}
+
 /// Kill what is left of a stranded job's process group (crash recovery):
 /// [`signal_group`] with `SIGKILL`, but only when the recorded identity can
 /// be checked (start time and boot id known). Returns `true` if a signal was

@@ -88,9 +88,9 @@ pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
 
 /// A job's tree reached from outside the process that runs it (the CLI's
 /// `cancel`, `pause`, `resume`): its cgroup, found by the job id, else its
-/// process group, signalled only through [`identity::signal_group`] with
-/// the leader identity recorded at spawn (never a reused group id; nothing
-/// when the identity was not recorded).
+/// process group and the leader's live descendants, signalled only through
+/// [`identity::signal_tree`] with the leader identity recorded at spawn
+/// (never a reused group id; nothing when the identity was not recorded).
 #[derive(Debug)]
 pub(crate) struct RecordedTree {
     leader: Option<identity::ProcId>,
@@ -127,9 +127,10 @@ impl RecordedTree {
         if let Some(dir) = &self.cgroup {
             return cgroup::signal_dir(dir, sig) > 0;
         }
-        self.leader
-            .as_ref()
-            .is_some_and(|l| identity::signal_group(l, sig))
+        match &self.leader {
+            Some(l) => identity::signal_tree(l, sig, &mut Vec::new()),
+            None => false,
+        }
     }
 
     /// Kill the whole tree (`cgroup.kill`, else `SIGKILL` to the group).

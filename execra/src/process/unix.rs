@@ -172,22 +172,10 @@ impl ProcessTree {
         true
     }
 
-    /// Process-group path: `sig` to the group and to every live descendant
-    /// of the leader (and every descendant seen before that is still the
-    /// same process).
+    /// Process-group path: [`identity::signal_tree`].
     fn signal_all(&self, sig: libc::c_int) {
-        // Walk first: once the group is signalled the main process may die
-        // and its children re-parent out of reach.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if self.leader.alive() == Some(true) {
-            for d in identity::descendants(self.leader.pid) {
-                if !seen.contains(&d) {
-                    seen.push(d);
-                }
-            }
-        }
-        identity::signal_group(&self.leader, sig);
-        seen.retain(|p| identity::signal_process(p, sig) || p.alive() == Some(true));
+        identity::signal_tree(&self.leader, sig, &mut seen);
     }
 }
 
