@@ -36,7 +36,15 @@ fn spawn_run(db: &Path, containment: &str, script: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_execra"))
         .arg("--db")
         .arg(db)
-        .args(["run", "--containment", containment, "--", "sh", "-c", script])
+        .args([
+            "run",
+            "--containment",
+            containment,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -100,9 +108,7 @@ fn cgroup_expected() -> bool {
 /// A script whose tree escapes twice (double fork and `setsid`), each
 /// running `sleep <marker>`; it echoes nothing and runs until stopped.
 fn escaping(m: &str) -> String {
-    format!(
-        "(setsid sleep {m} >/dev/null 2>&1 &); setsid sleep {m} >/dev/null 2>&1 & sleep {m}"
-    )
+    format!("(setsid sleep {m} >/dev/null 2>&1 &); setsid sleep {m} >/dev/null 2>&1 & sleep {m}")
 }
 
 /// Wait for the three sleepers and the job's id.
@@ -126,7 +132,11 @@ fn started(db: &Path, m: &str) -> String {
 fn cgroup2_mount() -> String {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
-        .find(|l| l.split(" - ").nth(1).is_some_and(|r| r.starts_with("cgroup2 ")))
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
         .and_then(|l| l.split_whitespace().nth(4))
         .unwrap_or("/sys/fs/cgroup")
         .to_string()
@@ -135,7 +145,10 @@ fn cgroup2_mount() -> String {
 /// Which cgroup a process is in.
 fn in_job_cgroup(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .map(|s| s.lines().any(|l| l.starts_with("0::") && l.contains("/execra-")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("0::") && l.contains("/execra-"))
+        })
         .unwrap_or(false)
 }
 
@@ -241,7 +254,10 @@ fn a_host_killed_with_sigkill_leaves_nothing_running() {
         let db = dir.path().join("h.sqlite");
         let m = marker();
         // The leader waits; its group holds two sleepers.
-        let script = format!("sleep {m} & sleep {m} & echo $$ > {}/leader; wait", dir.path().display());
+        let script = format!(
+            "sleep {m} & sleep {m} & echo $$ > {}/leader; wait",
+            dir.path().display()
+        );
         let mut host = spawn_run(&db, containment, &script);
         assert!(
             poll(Duration::from_secs(20), || survivors(&m).len() == 2),
@@ -269,7 +285,11 @@ fn a_host_killed_with_sigkill_leaves_nothing_running() {
             // SAFETY: SIGKILL to the job's shell we started (via execra).
             unsafe { libc::kill(leader, libc::SIGKILL) };
             assert!(poll(Duration::from_secs(5), || !alive(leader)));
-            assert_eq!(survivors(&m).len(), 2, "the group should outlive its host here");
+            assert_eq!(
+                survivors(&m).len(),
+                2,
+                "the group should outlive its host here"
+            );
             let out = execra(&db, &["run", "--", "true"]);
             assert!(out.status.success(), "{out:?}");
             assert!(

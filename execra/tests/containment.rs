@@ -39,9 +39,7 @@ fn survivors(marker: &str) -> Vec<i32> {
         let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        let has = cmd
-            .split(|b| *b == 0)
-            .any(|a| a == marker.as_bytes());
+        let has = cmd.split(|b| *b == 0).any(|a| a == marker.as_bytes());
         if has && alive(pid) {
             out.push(pid);
         }
@@ -161,7 +159,11 @@ fn runtime(c: Containment) -> Runtime {
 }
 
 /// Run one escape to its end; return (path used, survivors after 5 s).
-async fn run_escape(rt: &Runtime, escape: Escape, end: End) -> (bool, Result<(), Vec<i32>>, String) {
+async fn run_escape(
+    rt: &Runtime,
+    escape: Escape,
+    end: End,
+) -> (bool, Result<(), Vec<i32>>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let note = dir.path().join("cgroup");
     let m = marker();
@@ -173,7 +175,10 @@ async fn run_escape(rt: &Runtime, escape: Escape, end: End) -> (bool, Result<(),
         }
     }
     if end != End::Exit {
-        assert!(!survivors(&m).is_empty(), "{escape:?}: the escapee did not start");
+        assert!(
+            !survivors(&m).is_empty(),
+            "{escape:?}: the escapee did not start"
+        );
     }
     if end == End::Cancel {
         h.cancel().expect("cancel");
@@ -194,7 +199,9 @@ async fn run_escape(rt: &Runtime, escape: Escape, end: End) -> (bool, Result<(),
         End::Exit => assert!(outcome.is_success(), "{outcome:?}"),
     }
     let cg = std::fs::read_to_string(&note).expect("the escapee ran and wrote its cgroup");
-    let in_cgroup = cg.lines().any(|l| l.starts_with("0::") && l.contains("/execra-"));
+    let in_cgroup = cg
+        .lines()
+        .any(|l| l.starts_with("0::") && l.contains("/execra-"));
     let res = gone(&m, Duration::from_secs(5)).await;
     reap(&m);
     (in_cgroup, res, m)
@@ -208,14 +215,21 @@ async fn cgroup_path(end: End) {
         if cgroup_expected() {
             assert!(in_cgroup, "{escape:?}/{end:?}: expected the cgroup path (run as root, or set EXECRA_TEST_NO_CGROUP=1)");
             eprintln!("path: cgroup — {escape:?} after {end:?}");
-            assert_eq!(res, Ok(()), "{escape:?} survived {end:?} on the cgroup path (marker {m})");
+            assert_eq!(
+                res,
+                Ok(()),
+                "{escape:?} survived {end:?} on the cgroup path (marker {m})"
+            );
         } else {
             eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: {escape:?}/{end:?} ran on the process-group path");
         }
     }
 }
 
-async fn futures_join(rt: &Runtime, end: End) -> Vec<(Escape, (bool, Result<(), Vec<i32>>, String))> {
+async fn futures_join(
+    rt: &Runtime,
+    end: End,
+) -> Vec<(Escape, (bool, Result<(), Vec<i32>>, String))> {
     let (a, b, c, d) = tokio::join!(
         run_escape(rt, ESCAPES[0], end),
         run_escape(rt, ESCAPES[1], end),
@@ -260,7 +274,11 @@ async fn fallback_path(end: End) {
         eprintln!("path: process group — {escape:?} after {end:?}: {res:?}");
         assert!(!in_cgroup, "{escape:?}: ProcessGroup must not use a cgroup");
         if fallback_contains(escape, end) {
-            assert_eq!(res, Ok(()), "{escape:?} survived {end:?} on the process-group path (marker {m})");
+            assert_eq!(
+                res,
+                Ok(()),
+                "{escape:?} survived {end:?} on the process-group path (marker {m})"
+            );
         } else {
             assert!(
                 res.is_err(),
@@ -349,9 +367,7 @@ async fn pause_stops_the_group_on_the_fallback_path() {
 async fn timeout_does_not_count_paused_time() {
     let rt = runtime(Containment::Auto);
     let h = rt
-        .spawn(
-            Command::sh("echo start; sleep 0.6; echo done").timeout(Duration::from_secs(1)),
-        )
+        .spawn(Command::sh("echo start; sleep 0.6; echo done").timeout(Duration::from_secs(1)))
         .expect("spawn");
     let mut s = h.subscribe();
     while let Some(ev) = s.next().await {
@@ -395,7 +411,9 @@ async fn usage_of_a_cpu_burning_job() {
     if let Some(peak) = u.peak_memory_bytes {
         assert!(peak > 0);
     } else {
-        eprintln!("note: memory.peak not available (memory controller not enabled for cgroup2 here)");
+        eprintln!(
+            "note: memory.peak not available (memory controller not enabled for cgroup2 here)"
+        );
     }
 }
 
@@ -467,4 +485,3 @@ async fn shutdown_stops_escaped_trees() {
         assert_eq!(res, Ok(()));
     }
 }
-

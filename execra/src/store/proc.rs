@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use crate::process::identity::{pid_exists, stat};
 pub(crate) use crate::process::identity::ProcId;
+use crate::process::identity::{pid_exists, stat};
 
 /// Runtimes of this process that are recording right now (by owner id).
 static LIVE_OWNERS: Mutex<Vec<Uuid>> = Mutex::new(Vec::new());
@@ -46,4 +46,3 @@ pub(crate) fn owner_alive(owner: Option<Uuid>, host: Option<&ProcId>) -> bool {
         None => pid_exists(host.pid),
     }
 }
-
