@@ -268,8 +268,10 @@ pub enum Event {
         #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
-    /// What the job's processes used, measured when its tree ended (just
-    /// before `finalized`; only where the platform can measure it).
+    /// What the job's processes used, measured when its tree ended (only
+    /// where the platform can measure it). Stored in history just before
+    /// `finalized`, not sent to live subscribers: read it with
+    /// [`Runtime::usage`](crate::Runtime::usage).
     ResourcesMeasured {
         /// The job.
         job: JobId,

@@ -386,26 +386,39 @@ async fn timeout_does_not_count_paused_time() {
 /// from memory and stored as an event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_of_a_cpu_burning_job() {
-    let rt = runtime(Containment::Auto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::builder()
+        .history(dir.path().join("h.sqlite"))
+        .build()
+        .expect("runtime");
     let h = rt
         .spawn(Command::sh(
             "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo $i",
         ))
         .expect("spawn");
-    let evs = h.subscribe();
     let id = h.id();
     assert!(h.await.is_success());
-    let evs = collect(evs).await;
-    let k = kinds(&evs);
+    rt.flush().await.expect("flush");
     if !cgroup_expected() {
         eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: no usage is measured without a cgroup");
         return;
     }
     eprintln!("path: cgroup (cpu.stat)");
+    let u = rt.usage(id).expect("usage");
+    // Stored in history, before `finalized`.
+    let stored = execra::store::Store::open(dir.path().join("h.sqlite"))
+        .expect("open")
+        .list_events(id, usize::MAX)
+        .expect("events");
+    let k = kinds(&stored);
     let pos = k.iter().position(|k| *k == "resources_measured");
     assert!(pos.is_some(), "{k:?}");
-    assert!(pos < k.iter().position(|k| *k == "finalized"));
-    let u = rt.usage(id).expect("usage");
+    assert!(pos < k.iter().position(|k| *k == "finalized"), "{k:?}");
+    let from_history = stored.iter().find_map(|e| match e {
+        Event::ResourcesMeasured { usage, .. } => Some(usage.clone()),
+        _ => None,
+    });
+    assert_eq!(from_history.as_ref(), Some(&u));
     assert!(u.user_cpu_us > 0, "{u:?}");
     assert!(u.whole_tree);
     if let Some(peak) = u.peak_memory_bytes {

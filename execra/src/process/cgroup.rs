@@ -8,7 +8,8 @@
 //!   such as a systemd user service); where that fails the job runs on the
 //!   process-group path.
 //! - Host death: with the first job cgroup, the host starts a watchdog (a
-//!   `sh` in its own session, so terminal signals miss it) that blocks
+//!   `sh` in its own process group, so terminal signals miss it, and not
+//!   the host's child) that blocks
 //!   reading a pipe only the host holds. When the host process ends — even
 //!   by `SIGKILL` — the read returns and the watchdog writes `cgroup.kill`
 //!   of `execra-host-<pid>`, which kills every job tree of that host, then
@@ -95,8 +96,14 @@ fn start_watchdog(dir: &Path) {
     }
     // SAFETY: fresh fds from pipe2, owned once each.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Started through a shell that exits at once, so the watchdog is not
+    // our child (nothing to reap, nothing in the host's child list). An
+    // asynchronous list's stdin defaults to /dev/null, hence the pipe goes
+    // through fd 3.
     let child = std::process::Command::new("sh")
         .arg("-c")
+        .arg(r#"exec 3<&0; sh -c "$1" "$2" <&3 3<&- >/dev/null 2>&1 & exit 0"#)
+        .arg("sh")
         .arg(WATCHDOG)
         .arg(dir)
         .stdin(std::process::Stdio::from(read))
@@ -105,14 +112,10 @@ fn start_watchdog(dir: &Path) {
         .process_group(0)
         .spawn();
     if let Ok(mut child) = child {
+        // The launcher exits at once; the watchdog lives on, re-parented.
+        let _ = child.wait();
         // The host keeps the write end for as long as it lives.
         std::mem::forget(write);
-        // Reap the watchdog if it ever exits while we live.
-        let _ = std::thread::Builder::new()
-            .name("execra-watchdog".into())
-            .spawn(move || {
-                let _ = child.wait();
-            });
     }
 }
 

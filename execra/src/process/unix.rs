@@ -8,6 +8,8 @@
 //! parent already exited, as after a double fork, is out of reach).
 
 use std::io;
+#[cfg(target_os = "linux")]
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::command::Launch;
@@ -39,9 +41,13 @@ impl ProcessTree {
     ) -> io::Result<Spawned> {
         #[cfg(target_os = "linux")]
         {
+            // A `pre_exec` hook makes std fork + execvp instead of
+            // posix_spawn, and execvp runs a file it cannot execute (no ELF
+            // header, no `#!`) through `/bin/sh`; posix_spawn fails it. Keep
+            // one behaviour: such a file takes the process-group path.
             let cgroup = match containment {
-                Containment::Auto => JobCgroup::create(job),
-                Containment::ProcessGroup => None,
+                Containment::Auto if !runs_via_shell_fallback(launch) => JobCgroup::create(job),
+                _ => None,
             };
             if let Some(cg) = cgroup {
                 let mut cmd = build(launch);
@@ -177,6 +183,52 @@ impl ProcessTree {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         identity::signal_tree(&self.leader, sig, &mut seen);
     }
+}
+
+/// Would execvp fall back to `/bin/sh` for this program (an executable file
+/// that is neither ELF nor `#!`)? Resolved like exec does: a name with `/`
+/// relative to the working directory, else through `PATH` (the child's, if
+/// the command sets one).
+#[cfg(target_os = "linux")]
+fn runs_via_shell_fallback(launch: &Launch) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    let program = &launch.spec.program;
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        let p = PathBuf::from(program);
+        vec![match &launch.spec.cwd {
+            Some(cwd) if p.is_relative() => cwd.join(p),
+            _ => p,
+        }]
+    } else {
+        let path = launch
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(program))
+            .collect()
+    };
+    for c in candidates {
+        let Ok(meta) = std::fs::metadata(&c) else {
+            continue;
+        };
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            continue;
+        }
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(&c)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        return !(head[..n].starts_with(b"\x7fELF") || head[..n].starts_with(b"#!"));
+    }
+    false
 }
 
 /// In the child, between fork and exec: write `0` (the calling process) to

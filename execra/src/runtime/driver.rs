@@ -462,11 +462,16 @@ impl Driver {
         }
         if let Some(usage) = tree.usage() {
             *lock(&self.entry.usage) = Some(usage.clone());
-            self.push(Event::ResourcesMeasured {
-                job: self.id,
-                usage,
-                at: SystemTime::now(),
-            });
+            // History only (live subscribers read `Runtime::usage`), so the
+            // live sequence `exited` → `finalized` stays as specified.
+            if let Some(h) = &self.inner.history {
+                let ev = Event::ResourcesMeasured {
+                    job: self.id,
+                    usage,
+                    at: SystemTime::now(),
+                };
+                h.record(&self.entry.snapshot(), &[ev]);
+            }
         }
         if !kill {
             tree.release_leftovers();
