@@ -8,6 +8,7 @@
 //! `/proc/<pid>/stat` (clock ticks since boot) plus the boot id, elsewhere
 //! `None`. A process is only ever signalled when its start time and boot id
 //! match what was recorded; when that cannot be verified, nothing is killed.
+#![cfg_attr(not(unix), allow(dead_code))]
 
 /// What `/proc/<pid>/stat` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

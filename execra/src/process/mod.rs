@@ -91,6 +91,7 @@ pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
 /// process group and the leader's live descendants, signalled only through
 /// [`identity::signal_tree`] with the leader identity recorded at spawn
 /// (never a reused group id; nothing when the identity was not recorded).
+#[cfg(unix)]
 #[derive(Debug)]
 pub(crate) struct RecordedTree {
     leader: Option<identity::ProcId>,
@@ -98,6 +99,7 @@ pub(crate) struct RecordedTree {
     cgroup: Option<std::path::PathBuf>,
 }
 
+#[cfg(unix)]
 impl RecordedTree {
     /// Locate the tree of `job`.
     pub(crate) fn find(job: JobId, leader: Option<identity::ProcId>) -> Self {

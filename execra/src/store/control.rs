@@ -3,12 +3,20 @@
 //! with the leader identity recorded at spawn — the same path the runtime
 //! uses (see `crate::process`).
 
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use rusqlite::{params, OptionalExtension};
 
-use super::{proc::ProcId, Store, StoreError};
+#[cfg(unix)]
+use super::proc::ProcId;
+#[cfg(unix)]
+use super::StoreError;
+use super::Store;
+#[cfg(unix)]
 use crate::job::JobId;
+#[cfg(unix)]
 use crate::process::RecordedTree;
 
 /// What holds a job's process tree, as reached by [`Store::stop_job`] and
@@ -35,6 +43,7 @@ impl TreeHolder {
 
 impl Store {
     /// The recorded tree of a job: its cgroup, or its leader identity.
+    #[cfg(unix)]
     fn recorded_tree(&self, id: JobId) -> Result<(RecordedTree, Option<TreeHolder>), StoreError> {
         let leader = self
             .conn
