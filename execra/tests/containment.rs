@@ -382,13 +382,14 @@ async fn timeout_does_not_count_paused_time() {
     assert!(o.is_success(), "{o:?}");
 }
 
-/// A CPU-burning job reports user CPU time (cgroup `cpu.stat`), readable
-/// from memory and stored as an event.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_of_a_cpu_burning_job() {
+/// A CPU-burning job reports user CPU time and peak memory, readable from
+/// memory and stored in history: cgroup `cpu.stat` for the whole tree on the
+/// cgroup path, the main process's rusage on the fallback path.
+async fn usage_of_a_cpu_burning_job(c: Containment) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = Runtime::builder()
         .history(dir.path().join("h.sqlite"))
+        .containment(c)
         .build()
         .expect("runtime");
     let h = rt
@@ -399,12 +400,12 @@ async fn usage_of_a_cpu_burning_job() {
     let id = h.id();
     assert!(h.await.is_success());
     rt.flush().await.expect("flush");
-    if !cgroup_expected() {
-        eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: no usage is measured without a cgroup");
-        return;
-    }
-    eprintln!("path: cgroup (cpu.stat)");
     let u = rt.usage(id).expect("usage");
+    eprintln!("path: {c:?} — {u:?}");
+    assert!(u.user_cpu_us > 0, "{u:?}");
+    assert!(u.peak_memory_bytes.unwrap_or(0) > 0, "{u:?}");
+    let cgroup = c == Containment::Auto && cgroup_expected();
+    assert_eq!(u.whole_tree, cgroup, "{u:?}");
     // Stored in history, before `finalized`.
     let stored = execra::store::Store::open(dir.path().join("h.sqlite"))
         .expect("open")
@@ -419,15 +420,23 @@ async fn usage_of_a_cpu_burning_job() {
         _ => None,
     });
     assert_eq!(from_history.as_ref(), Some(&u));
-    assert!(u.user_cpu_us > 0, "{u:?}");
-    assert!(u.whole_tree);
-    if let Some(peak) = u.peak_memory_bytes {
-        assert!(peak > 0);
-    } else {
-        eprintln!(
-            "note: memory.peak not available (memory controller not enabled for cgroup2 here)"
-        );
-    }
+    // And from history once the job left memory.
+    drop(rt);
+    let rt2 = Runtime::builder()
+        .history(dir.path().join("h.sqlite"))
+        .build()
+        .expect("reopen");
+    assert_eq!(rt2.usage(id), Some(u));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_the_cgroup_path() {
+    usage_of_a_cpu_burning_job(Containment::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_the_fallback_path() {
+    usage_of_a_cpu_burning_job(Containment::ProcessGroup).await;
 }
 
 /// `keep_leftovers(true)`: what the main process leaves behind keeps running

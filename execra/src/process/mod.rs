@@ -51,8 +51,14 @@ pub enum Containment {
 
 /// CPU time and peak memory a job used, measured when it ended (see
 /// [`Runtime::usage`](crate::Runtime::usage)).
+///
+/// With a cgroup (Linux), CPU time covers the whole tree (`cpu.stat`) and
+/// peak memory is the cgroup's `memory.peak` where the memory controller is
+/// enabled, else the main process's. Without one, both come from the main
+/// process's `rusage` (itself and the children it waited for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[non_exhaustive]
 pub struct ResourceUsage {
     /// CPU time spent in user mode, in microseconds.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
@@ -63,8 +69,8 @@ pub struct ResourceUsage {
     /// Peak memory in bytes, where the platform reports it.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub peak_memory_bytes: Option<u64>,
-    /// `true` when the figures cover the whole tree (a cgroup); `false` when
-    /// they cover the main process and the children it waited for.
+    /// `true` when the CPU figures cover the whole tree (a cgroup); `false`
+    /// when they cover the main process and the children it waited for.
     pub whole_tree: bool,
 }
 
@@ -83,6 +89,101 @@ pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
     let _ = job;
     if let Some(leader) = leader {
         identity::kill_stranded_group(leader);
+    }
+}
+
+/// Watch the main process `pid` until it exits, without reaping it, and
+/// return its resource usage (Linux: the raw `waitid` syscall with
+/// `WNOWAIT` fills a `rusage` for the zombie — the process and the children
+/// it waited for). The runtime awaits this before reaping the child, so the
+/// figures are always there. Runs on a small thread of its own (a job's
+/// lifetime); `None` where unsupported.
+pub(crate) fn watch_leader(pid: u32) -> LeaderWatch {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    #[cfg(target_os = "linux")]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("execra-leader".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = tx.send(leader_rusage(pid));
+            });
+        if let Err(e) = spawned {
+            // The closure (and `tx`) is dropped: the receiver reads "no
+            // figures" at once.
+            let _ = e;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, tx.send(None));
+    }
+    LeaderWatch {
+        rx: Some(rx),
+        usage: None,
+    }
+}
+
+/// The main process's exit as seen by [`watch_leader`], and its usage.
+#[derive(Debug)]
+pub(crate) struct LeaderWatch {
+    rx: Option<tokio::sync::oneshot::Receiver<Option<ResourceUsage>>>,
+    usage: Option<ResourceUsage>,
+}
+
+impl LeaderWatch {
+    /// Wait until the main process exited (it is not reaped yet). Cancel
+    /// safe: calling it again after completion returns at once.
+    pub(crate) async fn exited(&mut self) {
+        if let Some(rx) = &mut self.rx {
+            let v = rx.await;
+            self.rx = None;
+            self.usage = v.ok().flatten();
+        }
+    }
+
+    /// The main process's usage, once [`exited`](Self::exited) returned.
+    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+        self.usage.clone()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn leader_rusage(pid: u32) -> Option<ResourceUsage> {
+    let pid = libc::id_t::try_from(pid).ok()?;
+    loop {
+        // SAFETY: zeroed plain C structs filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the raw waitid syscall takes a fifth `struct rusage *`
+        // argument (glibc's wrapper does not expose it); both pointers are
+        // valid for the call. WNOWAIT leaves the child for tokio to reap.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PID,
+                pid,
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOWAIT,
+                &mut ru as *mut libc::rusage,
+            )
+        };
+        if r == 0 {
+            let us = |t: libc::timeval| {
+                u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000
+                    + u64::try_from(t.tv_usec).unwrap_or(0)
+            };
+            return Some(ResourceUsage {
+                user_cpu_us: us(ru.ru_utime),
+                system_cpu_us: us(ru.ru_stime),
+                // ru_maxrss is in KiB on Linux.
+                peak_memory_bytes: u64::try_from(ru.ru_maxrss).ok().map(|k| k * 1024),
+                whole_tree: false,
+            });
+        }
+        if std::io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
     }
 }
 
@@ -170,6 +271,9 @@ impl RecordedTree {
 
 /// A started child with its pipes and its tree.
 pub(crate) struct Spawned {
+    /// Resource usage of the main process, ready once it exited (before
+    /// it is reaped).
+    pub leader_usage: LeaderWatch,
     pub child: tokio::process::Child,
     pub tree: ProcessTree,
     pub pid: u32,

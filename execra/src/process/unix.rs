@@ -101,7 +101,12 @@ impl ProcessTree {
             cgroup,
             seen: Mutex::new(Vec::new()),
         };
-        Ok(Spawned { child, tree, pid })
+        Ok(Spawned {
+            leader_usage: super::watch_leader(pid),
+            child,
+            tree,
+            pid,
+        })
     }
 
     /// The main process's identity, recorded right after spawn.
@@ -140,13 +145,18 @@ impl ProcessTree {
         Ok(())
     }
 
-    /// Resource usage of the tree, where it can be measured (a cgroup).
-    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+    /// Resource usage: the cgroup's figures where there is one (peak
+    /// memory from the main process's `leader` figures if the cgroup has no
+    /// `memory.peak`), else `leader`'s.
+    pub(crate) fn usage(&self, leader: Option<ResourceUsage>) -> Option<ResourceUsage> {
         #[cfg(target_os = "linux")]
-        if let Some(cg) = &self.cgroup {
-            return cg.usage();
+        if let Some(mut u) = self.cgroup.as_ref().and_then(JobCgroup::usage) {
+            if u.peak_memory_bytes.is_none() {
+                u.peak_memory_bytes = leader.and_then(|l| l.peak_memory_bytes);
+            }
+            return Some(u);
         }
-        None
+        leader
     }
 
     /// `true` while anything of the tree may still run: the cgroup is

@@ -11,15 +11,15 @@ use crate::job::JobId;
 use super::identity::ProcId;
 use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
 
+use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
+};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
     SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-};
-use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
-use windows_sys::Win32::System::Diagnostics::ToolHelp::{
-    CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
 };
 use windows_sys::Win32::System::Threading::{
     OpenThread, ResumeThread, CREATE_NO_WINDOW, CREATE_SUSPENDED, THREAD_SUSPEND_RESUME,
@@ -59,7 +59,12 @@ impl ProcessTree {
             Ok(tree)
         });
         match tree {
-            Ok(tree) => Ok(Spawned { child, tree, pid }),
+            Ok(tree) => Ok(Spawned {
+                leader_usage: super::watch_leader(pid),
+                child,
+                tree,
+                pid,
+            }),
             Err(e) => {
                 // Never run untracked: the suspended child never ran.
                 let _ = child.start_kill();
@@ -82,7 +87,7 @@ impl ProcessTree {
     }
 
     /// Not measured on Windows.
-    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+    pub(crate) fn usage(&self, _leader: Option<ResourceUsage>) -> Option<ResourceUsage> {
         None
     }
 

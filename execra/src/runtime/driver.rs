@@ -174,10 +174,17 @@ pub(crate) async fn run(
     process::identity::remember_leader(tree.leader().clone());
     guard.tree = Some(Arc::clone(&tree));
     *lock(&entry.tree) = Some(Arc::clone(&tree));
+    let mut leader_usage = spawned.leader_usage;
     let outcome = job
-        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx)
+        .supervise(
+            spawned.child,
+            spawned.pid,
+            &tree,
+            (stdin_rx, &mut leader_usage),
+            cancel_rx,
+        )
         .await;
-    job.end_tree(&tree).await;
+    job.end_tree(&tree, leader_usage.usage()).await;
     job.finish(outcome).await;
     guard.armed = false;
 }
@@ -251,7 +258,10 @@ impl Driver {
         mut child: tokio::process::Child,
         pid: u32,
         tree: &ProcessTree,
-        stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
+        (stdin_rx, leader_usage): (
+            Option<mpsc::UnboundedReceiver<StdinMsg>>,
+            &mut crate::process::LeaderWatch,
+        ),
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
     ) -> Outcome {
         let now = SystemTime::now();
@@ -353,7 +363,8 @@ impl Driver {
                     }
                     read_data = true;
                 }
-                status = child.wait(), if exit.is_none() => {
+                // The usage probe sees the exit without reaping; reap after.
+                status = async { leader_usage.exited().await; child.wait().await }, if exit.is_none() => {
                     exit = Some(match status {
                         Ok(s) => exit_code(s),
                         Err(_) => ExitCode { code: None, signal: None },
@@ -448,7 +459,11 @@ impl Driver {
     /// The main process exited and the pipes closed: kill what is left of
     /// the tree (unless the command keeps leftovers and was not stopped),
     /// measure it, and remove its cgroup once empty.
-    async fn end_tree(&mut self, tree: &ProcessTree) {
+    async fn end_tree(
+        &mut self,
+        tree: &ProcessTree,
+        leader: Option<crate::process::ResourceUsage>,
+    ) {
         *lock(&self.entry.tree) = None;
         let kill = !self.launch.keep_leftovers || self.stopped.is_some();
         if kill {
@@ -460,7 +475,7 @@ impl Driver {
         while kill && tree.populated() && tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if let Some(usage) = tree.usage() {
+        if let Some(usage) = tree.usage(leader) {
             *lock(&self.entry.usage) = Some(usage.clone());
             // History only (live subscribers read `Runtime::usage`), so the
             // live sequence `exited` → `finalized` stays as specified.

@@ -11,9 +11,9 @@ use rusqlite::{params, OptionalExtension};
 
 #[cfg(unix)]
 use super::proc::ProcId;
+use super::Store;
 #[cfg(unix)]
 use super::StoreError;
-use super::Store;
 #[cfg(unix)]
 use crate::job::JobId;
 #[cfg(unix)]
