@@ -15,6 +15,10 @@ pub struct Cli {
     /// Never use colours (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Show the runtime's diagnostics on stderr: -v info, -vv debug, -vvv
+    /// trace (`RUST_LOG`, e.g. `RUST_LOG=execra=debug`, overrides it).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Cmd,
 }

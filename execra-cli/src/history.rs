@@ -1,9 +1,10 @@
 //! `execra ls`, `show`, `logs`, `prune`: reading the history; `cancel`,
 //! `pause`, `resume`: reaching a job's tree in another process.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
+use execra::output::LogTail;
 use execra::store::{JobsFilter, Store};
 use execra::{Event, Job, JobId, Stream};
 
@@ -234,13 +235,12 @@ pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Tail a running job's plain log until the job ends, then print whatever
-/// the final (possibly gzipped) log has beyond what was shown.
+/// Tail a running job's raw log (gzipped while written, readable up to its
+/// last flush) until the job ends, then print whatever the final log has
+/// beyond what was shown.
 async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError> {
-    let path = paths.logs.join(format!("{id}.log"));
-    let mut pos = 0u64;
+    let mut tail = LogTail::new(&paths.logs, id);
     let mut shown = 0usize;
-    let mut pending = String::new();
     loop {
         let done = store
             .load_job(id)?
@@ -249,21 +249,12 @@ async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError>
         if done {
             break;
         }
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            let mut buf = Vec::new();
-            if f.seek(SeekFrom::Start(pos)).is_ok() && f.read_to_end(&mut buf).is_ok() {
-                pos += buf.len() as u64;
-                pending.push_str(&String::from_utf8_lossy(&buf));
-                while let Some(i) = pending.find('\n') {
-                    let line: String = pending.drain(..=i).collect();
-                    let line = line.trim_end_matches('\n');
-                    match line.split_once("] ") {
-                        Some(("[stderr", t)) => print_line(Stream::Stderr, t),
-                        Some(("[stdout", t)) => print_line(Stream::Stdout, t),
-                        _ => print_line(Stream::Stdout, line),
-                    }
-                    shown += 1;
-                }
+        // A read error (the log not written yet, or cut short) is retried
+        // on the next tick; the final read below reports real errors.
+        if let Ok(lines) = tail.poll() {
+            for line in lines {
+                print_line(line.stream, &line.text);
+                shown += 1;
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

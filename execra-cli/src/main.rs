@@ -92,8 +92,31 @@ fn paths(db: Option<PathBuf>) -> Result<Paths, CliError> {
     Ok(Paths { db, logs })
 }
 
+/// Send the runtime's `tracing` diagnostics to stderr when asked: `RUST_LOG`
+/// (an `EnvFilter` directive) wins, else `-v` picks the level. Nothing is
+/// installed otherwise, so nothing is printed.
+fn init_diagnostics(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
+        _ => match verbose {
+            0 => return,
+            1 => EnvFilter::new("execra=info"),
+            2 => EnvFilter::new("execra=debug"),
+            _ => EnvFilter::new("execra=trace"),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_diagnostics(cli.verbose);
     let color = style::Style::detect(cli.no_color);
     let result = paths(cli.db.clone()).and_then(|paths| {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -260,17 +260,33 @@ fn logs_follow_tails_a_job_running_in_another_process() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let follower = Command::new(env!("CARGO_BIN_EXE_execra"))
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_execra"))
         .arg("--db")
         .arg(&db)
         .args(["logs", "--follow", &id])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The first line must show while the job still waits (live tail of the
+    // gzip stream being written), not only once it ends. A watchdog opens
+    // the gate late so a broken tail fails instead of hanging.
+    let watchdog_gate = gate.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        let _ = std::fs::write(&watchdog_gate, b"timeout");
+    });
+    let mut out = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "first\n");
+    assert!(
+        !gate.exists(),
+        "the first line only showed after the job went on"
+    );
     std::fs::write(&gate, b"go").unwrap();
     assert!(runner.wait().unwrap().success());
-    let out = follower.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(text(&out.stdout), "first\nsecond\n");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(follower.wait().unwrap().success());
+    assert_eq!(rest, "second\n");
 }

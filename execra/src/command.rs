@@ -14,9 +14,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::interpreter::Interpreter;
+
+pub use crate::spec::CommandSpec;
 
 /// What replaces a secret value everywhere it would leave the process.
 pub const SECRET_PLACEHOLDER: &str = "********";
@@ -47,62 +47,6 @@ impl fmt::Debug for StdinMode {
             StdinMode::Piped(b) => write!(f, "Piped({} bytes)", b.len()),
             StdinMode::Interactive => f.write_str("Interactive"),
         }
-    }
-}
-
-/// The cloneable, persistable view of a command.
-///
-/// Secret arguments and environment values appear here as
-/// [`SECRET_PLACEHOLDER`]; the real values never leave the [`Command`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct CommandSpec {
-    /// The program to run (a path or a name looked up in `PATH`).
-    pub program: String,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Extra environment variables, applied in order.
-    pub env: Vec<(String, String)>,
-    /// Start from an empty environment.
-    pub env_clear: bool,
-    /// Working directory.
-    pub cwd: Option<PathBuf>,
-    /// Human-readable label for the job.
-    pub label: Option<String>,
-    /// Tags, for queries and retention (`"pinned"`).
-    pub tags: Vec<String>,
-    /// Stop the job after this long (`Failed{Timeout}`).
-    #[cfg_attr(feature = "ts", ts(type = "Duration | null"))]
-    pub timeout: Option<Duration>,
-    /// Windows: start without a console window. Ignored elsewhere.
-    pub hide_window: bool,
-}
-
-impl CommandSpec {
-    /// A spec for `program` with no arguments and default settings.
-    pub fn new(program: impl Into<String>) -> Self {
-        CommandSpec {
-            program: program.into(),
-            args: Vec::new(),
-            env: Vec::new(),
-            env_clear: false,
-            cwd: None,
-            label: None,
-            tags: Vec::new(),
-            timeout: None,
-            hide_window: cfg!(windows),
-        }
-    }
-
-    /// The command line as one readable string (for display only; it is not
-    /// shell-quoted).
-    pub fn display(&self) -> String {
-        let mut s = self.program.clone();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(a);
-        }
-        s
     }
 }
 
@@ -375,9 +319,6 @@ impl Command {
             }
             secrets.push(v);
         }
-        secrets.retain(|s| !s.is_empty());
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Launch {
             spec: self.spec,
             args,
@@ -387,5 +328,169 @@ impl Command {
             secrets,
             keep_leftovers: self.keep_leftovers,
         }
+    }
+}
+
+/// Masks secret values in a job's output before it leaves the driver (events,
+/// raw log, memory ring, interpreters).
+///
+/// Output arrives in segments, and a secret can straddle two of them: a line
+/// cut at the length cap continues in the next segment. So the tail of a
+/// continued piece that could be the start of a secret is held back and
+/// prepended to the next segment of the same stream; provisional views
+/// (redraws, idle flushes of an unfinished line) drop such a tail, since the
+/// finished line will show it (masked if it turns out to be a secret).
+pub(crate) struct Redactor {
+    /// Real secret values, longest first, none empty.
+    secrets: Vec<String>,
+    /// Held-back tail per stream (stdout, stderr).
+    carry: [String; 2],
+}
+
+impl Redactor {
+    /// A redactor for these secret values.
+    pub(crate) fn new(mut secrets: Vec<String>) -> Self {
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor {
+            secrets,
+            carry: [String::new(), String::new()],
+        }
+    }
+
+    /// `true` when there is nothing to mask.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    fn slot(stream: crate::event::Stream) -> usize {
+        match stream {
+            crate::event::Stream::Stdout => 0,
+            crate::event::Stream::Stderr => 1,
+        }
+    }
+
+    /// A finished line, or a piece of one when `continues` (the next segment
+    /// of `stream` carries on with the same line).
+    pub(crate) fn line(
+        &mut self,
+        stream: crate::event::Stream,
+        text: String,
+        continues: bool,
+    ) -> String {
+        if self.is_empty() {
+            return text;
+        }
+        let slot = Self::slot(stream);
+        let mut t = std::mem::take(&mut self.carry[slot]);
+        t.push_str(&text);
+        let mut t = self.mask(t);
+        if continues {
+            let held = self.secret_prefix_tail(&t);
+            self.carry[slot] = t.split_off(t.len() - held);
+        }
+        t
+    }
+
+    /// A provisional view of the unfinished line of `stream`.
+    pub(crate) fn redraw(&self, stream: crate::event::Stream, text: String) -> String {
+        if self.is_empty() {
+            return text;
+        }
+        let carry = &self.carry[Self::slot(stream)];
+        let mut t = if carry.is_empty() {
+            text
+        } else {
+            format!("{carry}{text}")
+        };
+        t = self.mask(t);
+        let held = self.secret_prefix_tail(&t);
+        t.truncate(t.len() - held);
+        t
+    }
+
+    /// End of `stream`: what is still held back (it is no secret: the stream
+    /// ended before one was complete).
+    pub(crate) fn finish(&mut self, stream: crate::event::Stream) -> Option<String> {
+        let held = std::mem::take(&mut self.carry[Self::slot(stream)]);
+        (!held.is_empty()).then_some(held)
+    }
+
+    /// Replace every secret value in `text` with the placeholder.
+    fn mask(&self, text: String) -> String {
+        let mut t = text;
+        for s in &self.secrets {
+            if t.contains(s.as_str()) {
+                t = t.replace(s.as_str(), SECRET_PLACEHOLDER);
+            }
+        }
+        t
+    }
+
+    /// Length of the longest tail of `text` that is a proper prefix of a
+    /// secret (0 if none).
+    fn secret_prefix_tail(&self, text: &str) -> usize {
+        let mut best = 0;
+        for s in &self.secrets {
+            for k in (best + 1..s.len()).rev() {
+                if s.is_char_boundary(k) && text.ends_with(&s[..k]) {
+                    best = k;
+                    break;
+                }
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod redactor_tests {
+    use super::*;
+    use crate::event::Stream;
+
+    #[test]
+    fn masks_whole_lines() {
+        let mut r = Redactor::new(vec!["hunter2".into(), "hunter".into()]);
+        assert_eq!(
+            r.line(Stream::Stdout, "pw=hunter2 hunter".into(), false),
+            "pw=******** ********"
+        );
+    }
+
+    #[test]
+    fn a_secret_cut_at_the_cap_is_masked_across_pieces() {
+        let mut r = Redactor::new(vec!["s3cret".into()]);
+        let a = r.line(Stream::Stdout, "xxxxs3c".into(), true);
+        let b = r.line(Stream::Stdout, "ret yy".into(), false);
+        assert_eq!(format!("{a}|{b}"), "xxxx|******** yy");
+    }
+
+    #[test]
+    fn streams_hold_back_separately_and_flush_at_eof() {
+        let mut r = Redactor::new(vec!["s3cret".into()]);
+        assert_eq!(r.line(Stream::Stdout, "a s3".into(), true), "a ");
+        assert_eq!(r.line(Stream::Stderr, "err".into(), false), "err");
+        assert_eq!(r.finish(Stream::Stderr), None);
+        assert_eq!(r.finish(Stream::Stdout).as_deref(), Some("s3"));
+    }
+
+    #[test]
+    fn redraws_drop_a_possible_secret_start() {
+        let r = Redactor::new(vec!["s3cret".into()]);
+        assert_eq!(r.redraw(Stream::Stdout, "token: s3c".into()), "token: ");
+        assert_eq!(
+            r.redraw(Stream::Stdout, "token: s3cret!".into()),
+            "token: ********!"
+        );
+    }
+
+    #[test]
+    fn multibyte_secrets_split_only_on_char_boundaries() {
+        let mut r = Redactor::new(vec!["пароль".into()]);
+        let a = r.line(Stream::Stdout, "x па".into(), true);
+        let b = r.line(Stream::Stdout, "роль".into(), false);
+        assert_eq!(format!("{a}{b}"), "x ********");
     }
 }

@@ -23,12 +23,12 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::CommandSpec;
 use crate::finding::Finding;
 use crate::job::JobId;
 use crate::outcome::{ExitCode, Outcome};
 use crate::phase::PhaseId;
 use crate::progress::Progress;
+use crate::spec::CommandSpec;
 
 /// Which output pipe a line came from. Lowercase on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -10,13 +10,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::command::CommandSpec;
 use crate::event::Stream;
 use crate::finding::Finding;
 use crate::job::JobId;
 use crate::outcome::ExitCode;
 use crate::phase::Phase;
 use crate::progress::Progress;
+use crate::spec::CommandSpec;
 
 /// One line of output.
 #[derive(Debug, Clone, PartialEq)]

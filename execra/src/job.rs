@@ -8,10 +8,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::CommandSpec;
 use crate::outcome::{ExitCode, Outcome};
 use crate::phase::PhaseId;
 use crate::progress::Progress;
+use crate::spec::CommandSpec;
 
 /// Identifier of one job: a UUID v7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -34,9 +34,12 @@ pub mod job;
 pub mod outcome;
 pub mod output;
 pub mod phase;
+mod private;
 mod process;
 pub mod progress;
+mod retention;
 pub mod runtime;
+mod spec;
 pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;

@@ -326,3 +326,93 @@ async fn timeout_finalizes_failed_timeout() {
         .await;
     assert_eq!(o.failure(), Some(&FailureReason::Timeout));
 }
+
+#[tokio::test]
+async fn durations_too_large_to_represent_mean_never_not_a_panic() {
+    let rt = Runtime::builder()
+        .default_grace_period(Duration::MAX)
+        .drain_timeout(Duration::MAX)
+        .idle_flush(Duration::MAX)
+        .build()
+        .expect("build");
+    let ok = rt
+        .spawn(Command::sh("echo hi").timeout(Duration::MAX))
+        .expect("spawn")
+        .await;
+    assert!(ok.is_success(), "{ok:?}");
+    // Cancel works with an unrepresentable grace period (TERM is enough).
+    let h = rt
+        .spawn(Command::new("sleep").arg("30").timeout(Duration::MAX))
+        .expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(ev, Event::JobStarted { .. }) {
+            break;
+        }
+    }
+    h.cancel().expect("cancel");
+    assert!(matches!(h.await, Outcome::Cancelled { .. }));
+}
+
+#[test]
+fn a_driver_dropped_before_it_first_ran_still_resolves_its_handle() {
+    let rt = Runtime::new();
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    // Spawn, then shut the tokio runtime down before the driver task was
+    // ever polled.
+    let h = tokio_rt
+        .block_on(async { rt.spawn(Command::new("sleep").arg("30")) })
+        .expect("spawn");
+    drop(tokio_rt);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let outcome = other
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), h).await })
+        .expect("the handle resolves");
+    assert!(
+        outcome.message().contains("shut down"),
+        "{}",
+        outcome.message()
+    );
+    assert!(rt.running().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_jobs_that_are_finishing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.sqlite");
+    let rt = Runtime::builder().history(&db).build().expect("build");
+    let mut bus = rt.subscribe();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        // Short jobs: many are in the middle of finishing (terminal snapshot,
+        // history barrier pending) when shutdown starts.
+        let cmd = Command::sh(format!("exit {}", i % 2));
+        ids.push(rt.spawn(cmd).expect("spawn").id());
+    }
+    // Let the first ones reach their finishing window.
+    while rt.running().len() > 40 {
+        tokio::task::yield_now().await;
+    }
+    rt.shutdown().await.expect("shutdown");
+    let mut finalized = std::collections::HashSet::new();
+    while let Some(ev) = bus.next().await {
+        if let Event::Finalized { job, .. } = ev {
+            assert!(finalized.insert(job), "finalized twice: {job}");
+        }
+    }
+    for id in &ids {
+        assert!(finalized.contains(id), "no finalized on the bus for {id}");
+    }
+    // Everything is durable once shutdown returned.
+    let store = execra::store::Store::open(&db).expect("open");
+    for id in &ids {
+        let job = store.load_job(*id).expect("load").expect("stored");
+        assert!(job.state.is_terminal() && job.outcome.is_some(), "{job:?}");
+    }
+}

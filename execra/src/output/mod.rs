@@ -7,46 +7,20 @@
 //! buffered whole. Decoding is lossy UTF-8, and a character split across two
 //! reads decodes correctly.
 //!
-//! `rawlog` writes, reads back and prunes the raw output logs of
-//! [`RawOutputPolicy::Persist`].
+//! `rawlog` writes, reads back and follows the raw output logs of
+//! [`RawOutputPolicy::Persist`](crate::RawOutputPolicy) (plain) and
+//! `PersistGzipOnFinalize` (compressed while written); [`LogTail`] follows
+//! one while it grows. Retention of those files lives in `crate::retention`.
 //!
 //! [`OutputRing`] is the bounded in-memory tail behind
-//! [`RawOutputPolicy::MemoryOnly`].
+//! [`RawOutputPolicy::MemoryOnly`](crate::RawOutputPolicy).
 
 mod rawlog;
 mod ring;
 mod splitter;
 
+pub use rawlog::LogTail;
 pub use ring::{OutputLine, OutputRing};
 pub use splitter::{LineSplitter, Segment, SegmentKind, DEFAULT_MAX_LINE};
 
-use std::sync::Arc;
-
-use crate::runtime::persist::RawLogs;
-use crate::runtime::{Error, RawOutputPolicy, RuntimeConfig};
-
-pub(crate) use rawlog::prune_raw_logs;
-
-/// Open the raw-log directory if the configuration asks for one (creating
-/// it). Without history, logs past retention are pruned here, at build.
-pub(crate) fn open_raw_logs(config: &RuntimeConfig) -> Result<Option<Arc<dyn RawLogs>>, Error> {
-    let gzip = match config.raw_policy() {
-        RawOutputPolicy::Disabled | RawOutputPolicy::MemoryOnly => return Ok(None),
-        RawOutputPolicy::Persist => false,
-        #[cfg(feature = "gzip")]
-        RawOutputPolicy::PersistGzipOnFinalize => true,
-    };
-    let Some(dir) = &config.log_dir else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "a persisted raw-output policy needs a log directory (RuntimeBuilder::log_dir)",
-        )
-        .into());
-    };
-    let self_prune = config.history.is_none();
-    let logs = rawlog::FileRawLogs::new(dir.clone(), gzip, config.retention.clone(), self_prune)?;
-    if self_prune {
-        logs.prune_now()?;
-    }
-    Ok(Some(Arc::new(logs)))
-}
+pub(crate) use rawlog::{FileRawLogs, RawLog};

@@ -20,6 +20,9 @@ pub struct Segment {
     pub text: String,
     /// How it ended.
     pub kind: SegmentKind,
+    /// `true` when this [`SegmentKind::Line`] was cut at the length cap: the
+    /// next segment of the stream continues the same line.
+    pub continues: bool,
 }
 
 /// Splits a byte stream into lines and redraws. Feed it with
@@ -113,6 +116,7 @@ impl LineSplitter {
             out.push(Segment {
                 text: decode(&self.buf),
                 kind: SegmentKind::Redraw,
+                continues: false,
             });
             self.shown = true;
         }
@@ -153,6 +157,7 @@ impl LineSplitter {
             out.push(Segment {
                 text,
                 kind: SegmentKind::Line,
+                continues: true,
             });
         }
         self.buf.extend_from_slice(part);
@@ -175,7 +180,11 @@ fn push_segment(out: &mut Vec<Segment>, text: String, kind: SegmentKind) {
     if kind == SegmentKind::Redraw && text.is_empty() {
         return;
     }
-    out.push(Segment { text, kind });
+    out.push(Segment {
+        text,
+        kind,
+        continues: false,
+    });
 }
 
 fn decode(bytes: &[u8]) -> String {

@@ -289,13 +289,17 @@ pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io
             "program name is empty",
         ));
     }
-    check_nul("program", &spec.program)?;
-    for a in &launch.args {
-        check_nul("argument", a)?;
+    // Errors describe values through the spec, where secret values are
+    // placeholders: a spawn error must never carry a secret.
+    check_nul("program", &spec.program, &spec.program)?;
+    for (i, a) in launch.args.iter().enumerate() {
+        let shown = spec.args.get(i).map_or(crate::SECRET_PLACEHOLDER, |s| s);
+        check_nul(&format!("argument {}", i + 1), a, shown)?;
     }
-    for (k, v) in &launch.env {
-        check_nul("environment variable name", k)?;
-        check_nul("environment variable value", v)?;
+    for (i, (k, v)) in launch.env.iter().enumerate() {
+        check_nul("environment variable name", k, k)?;
+        let shown = spec.env.get(i).map_or(crate::SECRET_PLACEHOLDER, |e| &e.1);
+        check_nul(&format!("value of environment variable {k}"), v, shown)?;
         if k.is_empty() || k.contains('=') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -339,14 +343,18 @@ pub(crate) fn build(launch: &Launch) -> tokio::process::Command {
     cmd
 }
 
-fn check_nul(what: &str, s: &str) -> io::Result<()> {
-    if s.contains('\0') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{what} contains a NUL byte: {s:?}"),
-        ));
+/// Reject a NUL byte in `value`; the error shows `shown` (the value as the
+/// spec has it: a placeholder for secrets), never `value` itself.
+fn check_nul(what: &str, value: &str, shown: &str) -> io::Result<()> {
+    if !value.contains('\0') {
+        return Ok(());
     }
-    Ok(())
+    let msg = if shown == crate::SECRET_PLACEHOLDER {
+        format!("{what} contains a NUL byte (value hidden: it is secret)")
+    } else {
+        format!("{what} contains a NUL byte: {shown:?}")
+    };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
 }
 
 pub(crate) fn describe_spawn_error(program: &str, e: io::Error) -> io::Error {

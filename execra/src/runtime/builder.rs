@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::config::{RawOutputPolicy, RetentionPolicy, RuntimeConfig};
+use super::config::{RawOutputPolicy, RuntimeConfig};
 use super::{Error, Runtime};
+use crate::retention::RetentionPolicy;
 
 /// Configures a [`Runtime`]. Every setting has a default; nothing touches
 /// the disk unless [`history`](Self::history) or [`log_dir`](Self::log_dir)

@@ -1,18 +1,25 @@
-//! Runtime configuration: raw-output and retention policies and the knobs
-//! set through [`RuntimeBuilder`](super::RuntimeBuilder).
+//! Runtime configuration: the raw-output policy and the knobs set through
+//! [`RuntimeBuilder`](super::RuntimeBuilder). The retention policy lives in
+//! `crate::retention`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::output::DEFAULT_MAX_LINE;
+use crate::retention::RetentionPolicy;
 
 /// How raw stdout/stderr lines are kept after they are streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
-    /// `[stderr] `.
+    /// `[stderr] ` (flushed after each read of the pipes; complete before
+    /// the job's handle resolves). Files are owner-only (`0600`) on Unix.
     Persist,
-    /// As `Persist`, then gzip to `<job_id>.log.gz` when the job ends.
+    /// As `Persist`, but compressed while written, to `<job_id>.log.gz`
+    /// (no plain file). The stream is flushed after each read of the pipes,
+    /// so the log is readable while the job runs, and it is complete before
+    /// the job's `finalized` event and its handle resolving. (The name is
+    /// the published 1.1 API's.)
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
     /// Keep the last 1024 lines per job in memory (read them back with
@@ -21,27 +28,6 @@ pub enum RawOutputPolicy {
     /// Keep nothing beyond the live event stream (the default).
     #[default]
     Disabled,
-}
-
-/// How long history and raw logs are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    /// Events and findings older than this are pruned (default 30 days).
-    pub keep_events_for: Duration,
-    /// Raw logs older than this are deleted (default 7 days).
-    pub keep_raw_for: Duration,
-    /// Jobs carrying this tag are never pruned (default `"pinned"`).
-    pub pinned_tag: String,
-}
-
-impl Default for RetentionPolicy {
-    fn default() -> Self {
-        RetentionPolicy {
-            keep_events_for: Duration::from_secs(30 * 24 * 3600),
-            keep_raw_for: Duration::from_secs(7 * 24 * 3600),
-            pinned_tag: "pinned".to_string(),
-        }
-    }
 }
 
 /// Lines kept per job by [`RawOutputPolicy::MemoryOnly`].

@@ -2,137 +2,87 @@
 //! `exited` (after exit *and* both EOFs) → `on_exit` → close open phases →
 //! verdict → durable history → `finalized` → the handle resolves.
 //!
-//! One task per job owns the process, both pipes, the line splitters and the
-//! interpreter, so lines reach the interpreter serially in arrival order
-//! without any cross-task hand-off. Each pipe read becomes one batch of
-//! events appended to the job's log under one lock.
+//! One task per job owns the process, both [`Pipe`]s and the interpreter, so
+//! lines reach the interpreter serially in arrival order without any
+//! cross-task hand-off. Each pipe read becomes one batch of events appended
+//! to the job's log under one lock.
 //!
-//! Stopping: cancel and timeout take the same path — `SIGTERM` to the
-//! process group, `SIGKILL` after the grace period. When the main process
-//! exits but a descendant still holds the pipes open, the driver waits up to
-//! the drain timeout, then kills the group and finalizes with what it read.
-//! When a job ends, anything left in its tree is killed (its cgroup, or its
-//! process group and live descendants; see `crate::process`): a job owns
-//! its tree, unless the command asked to keep leftovers
-//! (`Command::keep_leftovers`). Pausing freezes the tree; the timeout does
-//! not count paused time.
+//! The decisions live elsewhere, each in a file named for it: when to stop
+//! and kill (cancel, timeout, grace, drain, idle flush) in
+//! [`stop`](super::stop); what the interpreter's events mean for the job and
+//! the verdict in [`tally`](super::tally); masking secrets in
+//! [`Redactor`](crate::command::Redactor); signalling the tree in
+//! `crate::process`. When a job ends, anything left of its tree is killed
+//! (its cgroup, or its process group and live descendants): a job owns its
+//! tree, unless the command keeps leftovers (`Command::keep_leftovers`).
+//! Pausing freezes the tree (`Runtime::pause`); the timeout does not count
+//! paused time.
+//!
+//! There is one way a job ends: [`Driver::finish`], or — when the driver
+//! task is dropped before it got there (its tokio runtime shut down, even
+//! before the task was first polled) — the [`Guard`], which publishes the
+//! same `finalized` through the same [`settle`].
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
-use tokio::time::sleep_until;
+use tracing::Instrument;
 
-use crate::command::{Launch, StdinMode};
+use crate::command::{Launch, Redactor};
 use crate::event::{Event, Stream};
-use crate::finding::Finding;
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
-use crate::job::{Job, JobId, JobState};
+use crate::job::{JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{LineSplitter, OutputLine, SegmentKind};
-use crate::phase::{Phase, PhaseId};
+use crate::output::{OutputLine, Segment, SegmentKind};
 use crate::process::{self, ProcessTree};
 
-use super::log::{lock, Item, OutLine, RingLimits};
-use super::persist::RawSink;
+use super::finish::{conclude, publish, settle, Guard};
+use super::interp::Interp;
+use super::log::{lock, Item, OutLine};
+use super::pipe::Pipe;
 use super::registry::{JobEntry, StdinMsg};
+use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
+use super::tally::Tally;
 use super::{Inner, RawOutputPolicy};
+use crate::output::RawLog;
 
-/// How much output a finished job's event log keeps for late subscribers:
-/// the last 1024 lines, at most 1 MiB. Earlier lines are replayed as one
-/// `output_skipped`.
-const FINISHED_LOG_LIMITS: RingLimits = RingLimits {
-    lines: 1024,
-    bytes: 1024 * 1024,
-};
-
-/// Append items to the job's log, the all-jobs bus and history (which gets
-/// the structural events with the snapshot `job()` after them).
-pub(crate) fn publish(
-    inner: &Inner,
-    entry: &JobEntry,
-    job: impl FnOnce() -> Job,
-    items: Vec<Item>,
-) {
-    if items.is_empty() {
-        return;
-    }
-    if let Some(h) = &inner.history {
-        let structural: Vec<Event> = items.iter().filter_map(Item::structural).cloned().collect();
-        if !structural.is_empty() {
-            h.record(&job(), &structural);
-        }
-    }
-    inner.bus.publish(entry.id, &items);
-    entry.log.append(items);
-}
-
-/// Why the job is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Cancel,
-    Timeout,
-}
-
-/// Finalizes the job even if the driver is dropped half-way (its tokio
-/// runtime shut down): kills the tree and resolves the handle, so nothing
-/// waits forever and nothing is left running.
-struct Guard {
+/// The future that runs one job to its verdict, inside a `job` tracing span
+/// (its id and label; never secret values).
+pub(crate) fn run(
     inner: Arc<Inner>,
     entry: Arc<JobEntry>,
-    tree: Option<Arc<ProcessTree>>,
-    armed: bool,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(tree) = &self.tree {
-            tree.kill();
-        }
-        let outcome = Outcome::Failed {
-            reason: FailureReason::SpawnFailed {
-                error: "the runtime driving this job shut down".to_string(),
-            },
-            summary: None,
-            findings: Vec::new(),
-        };
-        let job = {
-            let mut s = lock(&self.entry.snapshot);
-            s.state = JobState::Finalized;
-            s.outcome = Some(outcome.clone());
-            s.clone()
-        };
-        let ev = Event::Finalized {
-            job: self.entry.id,
-            outcome: outcome.clone(),
-            at: SystemTime::now(),
-        };
-        publish(&self.inner, &self.entry, || job, vec![Item::event(ev)]);
-        *lock(&self.entry.stdin) = None;
-        self.entry.done.send_replace(Some(outcome));
-        let keep = self.inner.config.max_finished_jobs;
-        lock(&self.inner.registry).finished(self.entry.id, keep);
+    launch: Launch,
+    stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!(
+        "job",
+        id = %entry.id,
+        label = tracing::field::Empty,
+        program = %launch.spec.program,
+    );
+    if let Some(label) = &launch.spec.label {
+        span.record("label", label.as_str());
     }
+    let guard = Guard {
+        inner: Arc::clone(&inner),
+        entry: Arc::clone(&entry),
+        tree: None,
+        finalizing: None,
+        armed: true,
+    };
+    drive(guard, inner, entry, launch, stdin_rx).instrument(span)
 }
 
-/// Run one job to its verdict.
-pub(crate) async fn run(
+async fn drive(
+    mut guard: Guard,
     inner: Arc<Inner>,
     entry: Arc<JobEntry>,
     launch: Launch,
     stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
 ) {
-    let mut guard = Guard {
-        inner: Arc::clone(&inner),
-        entry: Arc::clone(&entry),
-        tree: None,
-        armed: true,
-    };
     let mut job = Driver::new(&inner, &entry, launch);
 
     // Wait for a permit, unless cancelled first.
@@ -143,50 +93,53 @@ pub(crate) async fn run(
         p = Arc::clone(&inner.permits).acquire_owned() => p.ok(),
     };
     let Some(_permit) = permit else {
+        tracing::info!("cancelled while queued; never started");
         job.push(Event::Cancelled {
             job: job.id,
             at: SystemTime::now(),
         });
-        job.finish(Outcome::Cancelled {
-            findings: Vec::new(),
-        })
-        .await;
-        guard.armed = false;
-        return;
+        let findings = Vec::new();
+        return job
+            .finish(Outcome::Cancelled { findings }, &mut guard)
+            .await;
     };
 
     let spawned = match process::spawn(&job.launch, inner.config.containment, job.id) {
         Ok(s) => s,
         Err(e) => {
-            job.finish(Outcome::Failed {
-                reason: FailureReason::SpawnFailed {
-                    error: e.to_string(),
-                },
+            tracing::warn!(error = %e, "spawn failed");
+            let reason = FailureReason::SpawnFailed {
+                error: e.to_string(),
+            };
+            let outcome = Outcome::Failed {
+                reason,
                 summary: None,
                 findings: Vec::new(),
-            })
-            .await;
-            guard.armed = false;
-            return;
+            };
+            return job.finish(outcome, &mut guard).await;
         }
     };
+    tracing::info!(pid = spawned.pid, "spawned");
     let tree = Arc::new(spawned.tree);
+    // The leader's identity as of now (not later on the history writer,
+    // when the pid may be reaped and reused).
     process::identity::remember_leader(tree.leader().clone());
     guard.tree = Some(Arc::clone(&tree));
     *lock(&entry.tree) = Some(Arc::clone(&tree));
-    let mut leader_usage = spawned.leader_usage;
+    let mut leader = spawned.leader_usage;
     let outcome = job
         .supervise(
             spawned.child,
             spawned.pid,
             &tree,
-            (stdin_rx, &mut leader_usage),
+            (stdin_rx, &mut leader),
             cancel_rx,
         )
         .await;
-    job.end_tree(&tree, leader_usage.usage()).await;
-    job.finish(outcome).await;
-    guard.armed = false;
+    // The job owns its tree: nothing of it outlives the job (unless the
+    // command keeps leftovers and was not stopped).
+    job.end_tree(&tree, leader.usage()).await;
+    job.finish(outcome, &mut guard).await;
 }
 
 /// Per-job state while it runs.
@@ -195,40 +148,32 @@ struct Driver {
     entry: Arc<JobEntry>,
     id: JobId,
     launch: Launch,
-    interpreter: Option<Box<dyn Interpreter + Send>>,
-    interpreter_name: String,
-    phases: Vec<Phase>,
-    findings: Vec<Finding>,
-    summary: Option<String>,
-    known_error: Option<(String, String)>,
+    interp: Interp,
+    tally: Tally,
+    redactor: Redactor,
     started: Instant,
     batch: Vec<Item>,
-    raw: Option<Box<dyn RawSink>>,
-    stopped: Option<Stop>,
+    raw: Option<RawLog>,
+    /// Cancel or timeout began (the whole tree goes, leftovers or not).
+    stopped: bool,
 }
 
 impl Driver {
     fn new(inner: &Arc<Inner>, entry: &Arc<JobEntry>, mut launch: Launch) -> Self {
-        let interpreter = launch.interpreter.take();
-        let interpreter_name = interpreter
-            .as_ref()
-            .map(|i| i.name().to_string())
-            .unwrap_or_default();
+        let interp = Interp::new(launch.interpreter.take());
+        let redactor = Redactor::new(std::mem::take(&mut launch.secrets));
         Driver {
             inner: Arc::clone(inner),
             entry: Arc::clone(entry),
             id: entry.id,
             launch,
-            interpreter,
-            interpreter_name,
-            phases: Vec::new(),
-            findings: Vec::new(),
-            summary: None,
-            known_error: None,
+            interp,
+            tally: Tally::default(),
+            redactor,
             started: Instant::now(),
             batch: Vec::new(),
             raw: None,
-            stopped: None,
+            stopped: false,
         }
     }
 
@@ -247,10 +192,6 @@ impl Driver {
         publish(&self.inner, entry, || entry.snapshot(), items);
     }
 
-    fn set_state(&self, f: impl FnOnce(&mut Job)) {
-        f(&mut lock(&self.entry.snapshot));
-    }
-
     /// Watch the running process until it exited and both pipes closed;
     /// return the verdict.
     async fn supervise(
@@ -258,177 +199,86 @@ impl Driver {
         mut child: tokio::process::Child,
         pid: u32,
         tree: &ProcessTree,
-        (stdin_rx, leader_usage): (
+        (stdin_rx, leader): (
             Option<mpsc::UnboundedReceiver<StdinMsg>>,
-            &mut crate::process::LeaderWatch,
+            &mut process::LeaderWatch,
         ),
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
     ) -> Outcome {
-        let now = SystemTime::now();
-        self.started = Instant::now();
-        self.set_state(|j| {
-            j.state = JobState::Running;
-            j.started_at = Some(now);
-        });
-        self.push(Event::JobStarted {
-            job: self.id,
-            pid,
-            at: now,
-        });
-        self.open_raw_log();
-        self.flush();
-
-        // Stdin: a separate task so a child that never reads cannot block us.
-        if let Some(stdin) = child.stdin.take() {
-            match std::mem::take(&mut self.launch.stdin) {
-                StdinMode::Piped(bytes) => {
-                    tokio::spawn(async move {
-                        let mut stdin = stdin;
-                        let _ = stdin.write_all(&bytes).await;
-                    });
-                }
-                StdinMode::Interactive => {
-                    if let Some(rx) = stdin_rx {
-                        tokio::spawn(pump_stdin(stdin, rx));
-                    }
-                }
-                StdinMode::Null | StdinMode::Inherit => drop(stdin),
-            }
-        }
-
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
+        self.mark_started(pid);
+        self.connect_stdin(&mut child, stdin_rx);
         let cfg = &self.inner.config;
-        let (max_line, idle_delay, grace, drain) = (
-            cfg.max_line,
-            cfg.idle_flush,
-            cfg.grace_period,
-            cfg.drain_timeout,
-        );
-        let mut out_split = LineSplitter::new(max_line);
-        let mut err_split = LineSplitter::new(max_line);
-        let mut out_buf = vec![0u8; 64 * 1024];
-        let mut err_buf = vec![0u8; 64 * 1024];
+        let mut out = Pipe::new(Stream::Stdout, child.stdout.take(), cfg.max_line);
+        let mut err = Pipe::new(Stream::Stderr, child.stderr.take(), cfg.max_line);
+        let mut deadlines = Deadlines::start(StopPolicy {
+            timeout: self.launch.spec.timeout,
+            grace: cfg.grace_period,
+            drain: cfg.drain_timeout,
+            idle_flush: cfg.idle_flush,
+        });
         let mut segs = Vec::new();
-
-        let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-        let far = tokio::time::Instant::from_std(far);
-        let mut deadline = self
-            .launch
-            .spec
-            .timeout
-            .map(|d| tokio::time::Instant::now() + d);
-        let mut paused_rx = self.entry.paused.subscribe();
-        let mut paused_since: Option<tokio::time::Instant> = None;
-        let timeout_sleep = sleep_until(deadline.unwrap_or(far));
-        let kill_sleep = sleep_until(far);
-        let drain_sleep = sleep_until(far);
-        let idle_sleep = sleep_until(far);
-        tokio::pin!(timeout_sleep, kill_sleep, drain_sleep, idle_sleep);
-        let (mut kill_armed, mut drain_armed, mut idle_armed) = (false, false, false);
         let mut exit: Option<ExitCode> = None;
-
+        let mut paused_rx = self.entry.paused.subscribe();
         if *cancel_rx.borrow_and_update() {
-            self.begin_stop(Stop::Cancel, tree);
-            kill_sleep
-                .as_mut()
-                .reset(tokio::time::Instant::now() + grace);
-            kill_armed = true;
+            self.stop(&mut deadlines, StopReason::Cancel, tree);
         }
 
-        while stdout.is_some() || stderr.is_some() || exit.is_none() {
+        while out.is_open() || err.is_open() || exit.is_none() {
             let mut read_data = false;
             tokio::select! {
-                r = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => {
-                    match r {
-                        Some(n) => out_split.push(&out_buf[..n], &mut segs),
-                        None => { out_split.finish(&mut segs); stdout = None; }
-                    }
-                    self.handle(Stream::Stdout, &mut segs);
-                    if out_split.buffered() > 0 || err_split.buffered() > 0 {
-                        idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle_delay);
-                        idle_armed = true;
-                    }
+                r = out.read(), if out.is_open() => {
                     read_data = true;
+                    self.take(&mut out, r, &mut segs);
                 }
-                r = read_some(&mut stderr, &mut err_buf), if stderr.is_some() => {
-                    match r {
-                        Some(n) => err_split.push(&err_buf[..n], &mut segs),
-                        None => { err_split.finish(&mut segs); stderr = None; }
-                    }
-                    self.handle(Stream::Stderr, &mut segs);
-                    if out_split.buffered() > 0 || err_split.buffered() > 0 {
-                        idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle_delay);
-                        idle_armed = true;
-                    }
+                r = err.read(), if err.is_open() => {
                     read_data = true;
+                    self.take(&mut err, r, &mut segs);
                 }
                 // The usage probe sees the exit without reaping; reap after.
-                status = async { leader_usage.exited().await; child.wait().await }, if exit.is_none() => {
-                    exit = Some(match status {
-                        Ok(s) => exit_code(s),
-                        Err(_) => ExitCode { code: None, signal: None },
-                    });
-                    if stdout.is_some() || stderr.is_some() {
-                        drain_sleep.as_mut().reset(tokio::time::Instant::now() + drain);
-                        drain_armed = true;
-                    }
-                }
-                _ = &mut idle_sleep, if idle_armed => {
-                    idle_armed = false;
-                    out_split.flush_idle(&mut segs);
-                    self.handle(Stream::Stdout, &mut segs);
-                    err_split.flush_idle(&mut segs);
-                    self.handle(Stream::Stderr, &mut segs);
-                }
-                r = cancel_rx.wait_for(|c| *c), if self.stopped.is_none() => {
-                    if r.is_ok() {
-                        self.begin_stop(Stop::Cancel, tree);
-                        kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
-                        kill_armed = true;
-                    }
+                status = async { leader.exited().await; child.wait().await }, if exit.is_none() => {
+                    exit = Some(status.map_or(ExitCode { code: None, signal: None }, exit_code));
+                    deadlines.exited(out.is_open() || err.is_open());
                 }
                 r = paused_rx.changed() => {
                     // Paused time does not count toward the timeout.
-                    let now = tokio::time::Instant::now();
-                    let paused = r.is_ok() && *paused_rx.borrow_and_update();
-                    match (paused, paused_since) {
-                        (true, None) => paused_since = Some(now),
-                        (false, Some(since)) => {
-                            paused_since = None;
-                            if let Some(d) = deadline.as_mut() {
-                                *d = d.checked_add(now - since).unwrap_or(far);
-                                timeout_sleep.as_mut().reset(*d);
-                            }
-                        }
-                        _ => {}
+                    deadlines.paused(r.is_ok() && *paused_rx.borrow_and_update());
+                }
+                r = cancel_rx.wait_for(|c| *c), if deadlines.stopping().is_none() => {
+                    if r.is_ok() {
+                        self.stop(&mut deadlines, StopReason::Cancel, tree);
                     }
                 }
-                _ = &mut timeout_sleep, if deadline.is_some() && self.stopped.is_none() && paused_since.is_none() => {
-                    self.begin_stop(Stop::Timeout, tree);
-                    kill_sleep.as_mut().reset(tokio::time::Instant::now() + grace);
-                    kill_armed = true;
-                }
-                _ = &mut kill_sleep, if kill_armed => {
-                    kill_armed = false;
-                    tree.kill();
-                }
-                _ = &mut drain_sleep, if drain_armed => {
-                    // A descendant holds the pipes after the main process
-                    // exited: stop it and finish with what we have.
-                    drain_armed = false;
-                    if !self.launch.keep_leftovers {
+                fired = deadlines.next() => match fired {
+                    Fired::Timeout => self.stop(&mut deadlines, StopReason::Timeout, tree),
+                    Fired::Kill => {
+                        tracing::warn!("grace period over; killing the process tree");
                         tree.kill();
                     }
-                    out_split.finish(&mut segs);
-                    self.handle(Stream::Stdout, &mut segs);
-                    err_split.finish(&mut segs);
-                    self.handle(Stream::Stderr, &mut segs);
-                    stdout = None;
-                    stderr = None;
-                }
+                    Fired::Drain => {
+                        // A descendant holds the pipes after the main process
+                        // exited: stop it and finish with what we have.
+                        if self.launch.keep_leftovers {
+                            tracing::warn!("pipes still open after the drain timeout; leftovers kept, pipes closed");
+                        } else {
+                            tracing::warn!("pipes still open after the drain timeout; killing the process tree");
+                            tree.kill();
+                        }
+                        out.close(&mut segs);
+                        self.handle(out.stream, &mut segs);
+                        err.close(&mut segs);
+                        self.handle(err.stream, &mut segs);
+                    }
+                    Fired::IdleFlush => {
+                        out.splitter.flush_idle(&mut segs);
+                        self.handle(out.stream, &mut segs);
+                        err.splitter.flush_idle(&mut segs);
+                        self.handle(err.stream, &mut segs);
+                    }
+                },
             }
             if read_data {
+                let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
+                deadlines.unfinished_output(pending);
                 // Let subscribers woken on this worker run before the next
                 // read: tokio keeps a freshly woken task in this worker's
                 // LIFO slot, where no other worker can steal it, for as long
@@ -441,39 +291,73 @@ impl Driver {
             code: None,
             signal: None,
         });
+        self.exited(&exit);
+        self.tally.verdict(deadlines.stopping(), &exit)
+    }
 
-        self.set_state(|j| {
-            j.state = JobState::Exited;
-            j.exit = Some(exit);
-        });
-        self.push(Event::Exited {
+    fn mark_started(&mut self, pid: u32) {
+        let now = SystemTime::now();
+        self.started = Instant::now();
+        {
+            let mut s = lock(&self.entry.snapshot);
+            s.state = JobState::Running;
+            s.started_at = Some(now);
+        }
+        self.push(Event::JobStarted {
             job: self.id,
-            code: exit,
-            at: SystemTime::now(),
+            pid,
+            at: now,
         });
-        self.call_on_exit(&exit);
+        self.open_raw_log();
         self.flush();
-        self.verdict(&exit)
+    }
+
+    /// Stdin: fed by its own task (see [`stdin`](super::stdin)).
+    fn connect_stdin(
+        &mut self,
+        child: &mut tokio::process::Child,
+        stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
+    ) {
+        if let Some(stdin) = child.stdin.take() {
+            let mode = std::mem::take(&mut self.launch.stdin);
+            super::stdin::connect(stdin, mode, stdin_rx);
+        }
+    }
+    fn take<R: AsyncRead + Unpin>(
+        &mut self,
+        pipe: &mut Pipe<R>,
+        read: Option<usize>,
+        segs: &mut Vec<Segment>,
+    ) {
+        pipe.take(read, segs);
+        self.handle(pipe.stream, segs);
+        if !pipe.is_open() {
+            if let Some(rest) = self.redactor.finish(pipe.stream) {
+                segs.push(Segment {
+                    text: rest,
+                    kind: SegmentKind::Line,
+                    continues: false,
+                });
+                self.handle(pipe.stream, segs);
+            }
+        }
     }
 
     /// The main process exited and the pipes closed: kill what is left of
     /// the tree (unless the command keeps leftovers and was not stopped),
-    /// measure it, and remove its cgroup once empty.
-    async fn end_tree(
-        &mut self,
-        tree: &ProcessTree,
-        leader: Option<crate::process::ResourceUsage>,
-    ) {
+    /// measure it, and remove its cgroup once empty. `leader` is the main
+    /// process's own usage (see `process::watch_leader`).
+    async fn end_tree(&mut self, tree: &ProcessTree, leader: Option<process::ResourceUsage>) {
         *lock(&self.entry.tree) = None;
-        let kill = !self.launch.keep_leftovers || self.stopped.is_some();
+        let kill = !self.launch.keep_leftovers || self.stopped;
         if kill {
             tree.kill();
         }
         // A killed tree empties within moments; wait for that (bounded) so
         // the cgroup can be removed and usage covers every process.
-        let end = tokio::time::Instant::now() + Duration::from_secs(2);
+        let end = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         while kill && tree.populated() && tokio::time::Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         if let Some(usage) = tree.usage(leader) {
             *lock(&self.entry.usage) = Some(usage.clone());
@@ -495,10 +379,13 @@ impl Driver {
     }
 
     /// Start stopping the job (cancel or timeout): TERM to the tree now,
-    /// KILL after the grace period (armed by the caller). A paused tree is
-    /// thawed first so it can act on the TERM.
-    fn begin_stop(&mut self, why: Stop, tree: &ProcessTree) {
-        self.stopped = Some(why);
+    /// KILL when the grace period runs out (see [`Deadlines`]). A paused
+    /// tree is thawed first so it can act on the TERM.
+    fn stop(&mut self, deadlines: &mut Deadlines, why: StopReason, tree: &ProcessTree) {
+        if !deadlines.stop(why) {
+            return;
+        }
+        self.stopped = true;
         if *self.entry.paused.borrow() && tree.pause(false).is_ok() {
             self.entry.paused.send_replace(false);
             self.push(Event::Resumed {
@@ -506,7 +393,8 @@ impl Driver {
                 at: SystemTime::now(),
             });
         }
-        if why == Stop::Cancel {
+        tracing::info!(reason = ?why, "stopping the job; TERM sent to its process tree");
+        if why == StopReason::Cancel {
             self.push(Event::Cancelled {
                 job: self.id,
                 at: SystemTime::now(),
@@ -514,6 +402,33 @@ impl Driver {
             self.flush();
         }
         tree.terminate();
+    }
+
+    /// The process exited and both pipes closed: `exited`, `on_exit`, then
+    /// the phases still open are closed.
+    fn exited(&mut self, exit: &ExitCode) {
+        {
+            let mut s = lock(&self.entry.snapshot);
+            s.state = JobState::Exited;
+            s.exit = Some(*exit);
+        }
+        self.push(Event::Exited {
+            job: self.id,
+            code: *exit,
+            at: SystemTime::now(),
+        });
+        let evs = self.call_interpreter(|i, ctx| i.on_exit(ctx, exit), None);
+        for ie in evs {
+            self.apply(ie);
+        }
+        let closed = {
+            let mut s = lock(&self.entry.snapshot);
+            self.tally.close_phases(self.id, SystemTime::now(), &mut s)
+        };
+        for ev in closed {
+            self.push(ev);
+        }
+        self.flush();
     }
 
     fn open_raw_log(&mut self) {
@@ -529,85 +444,53 @@ impl Driver {
             match logs.open(self.id) {
                 Ok(sink) => self.raw = Some(sink),
                 Err(e) => {
+                    tracing::warn!(error = %e, "raw output log could not be opened");
                     let msg = format!("raw output log could not be opened: {e}");
-                    self.push(Event::WarningDetected {
-                        job: self.id,
-                        code: Some("execra.raw_log".to_string()),
-                        message: msg,
-                        at: SystemTime::now(),
-                    });
+                    self.warn_raw_log(msg);
                 }
             }
         }
+    }
+
+    fn warn_raw_log(&mut self, message: String) {
+        self.push(Event::WarningDetected {
+            job: self.id,
+            code: Some("execra.raw_log".to_string()),
+            message,
+            at: SystemTime::now(),
+        });
     }
 
     /// Writing the raw log failed (disk full…): say so once and stop logging;
     /// the job itself carries on.
     fn raw_log_failed(&mut self, e: std::io::Error) {
+        tracing::warn!(error = %e, "raw output log write failed; the rest is not logged");
         if let Some(raw) = self.raw.take() {
             raw.finish();
         }
-        self.push(Event::WarningDetected {
-            job: self.id,
-            code: Some("execra.raw_log".to_string()),
-            message: format!("raw output log write failed, the rest is not logged: {e}"),
-            at: SystemTime::now(),
-        });
+        self.warn_raw_log(format!(
+            "raw output log write failed, the rest is not logged: {e}"
+        ));
     }
 
     /// Turn decoded segments of one stream into events (and interpreter
     /// calls), then send the batch.
-    fn handle(&mut self, stream: Stream, segs: &mut Vec<crate::output::Segment>) {
+    fn handle(&mut self, stream: Stream, segs: &mut Vec<Segment>) {
         if segs.is_empty() {
             return;
         }
         let at = SystemTime::now();
         for seg in segs.drain(..) {
-            let mut text = seg.text;
-            if !self.launch.secrets.is_empty() {
-                text = mask(text, &self.launch.secrets);
-            }
             let redraw = seg.kind == SegmentKind::Redraw;
-            if !redraw {
-                if let Some(raw) = &mut self.raw {
-                    if let Err(e) = raw.line(stream, &text) {
-                        self.raw_log_failed(e);
-                    }
-                }
-                if let Some(ring) = &self.entry.ring {
-                    lock(ring).push(OutputLine {
-                        stream,
-                        text: text.clone(),
-                        at,
-                    });
-                }
-            }
-            let interpreted = if self.interpreter.is_some() {
-                let line = Line { stream, text, at };
-                let evs = self.call_interpreter(
-                    |i, ctx| {
-                        if redraw {
-                            i.on_redraw(ctx, &line)
-                        } else {
-                            i.on_line(ctx, &line)
-                        }
-                    },
-                    Some(&line.text),
-                );
-                text = line.text;
-                evs
+            let text = if redraw {
+                self.redactor.redraw(stream, seg.text)
             } else {
-                Vec::new()
+                self.redactor.line(stream, seg.text, seg.continues)
             };
-            self.batch.push(Item::Out(OutLine {
-                stream,
-                line: text,
-                redraw,
-                at,
-            }));
-            for ie in interpreted {
-                self.apply(ie);
+            if redraw && text.is_empty() {
+                continue;
             }
+            self.output(stream, text, redraw, at);
         }
         if let Some(raw) = &mut self.raw {
             if let Err(e) = raw.flush() {
@@ -617,244 +500,115 @@ impl Driver {
         self.flush();
     }
 
-    /// Call the interpreter, catching panics (which disable it).
+    /// One (already redacted) output segment: raw log, memory ring,
+    /// interpreter, event.
+    fn output(&mut self, stream: Stream, text: String, redraw: bool, at: SystemTime) {
+        if !redraw {
+            if let Some(raw) = &mut self.raw {
+                if let Err(e) = raw.line(stream, &text) {
+                    self.raw_log_failed(e);
+                }
+            }
+            if let Some(ring) = &self.entry.ring {
+                lock(ring).push(OutputLine {
+                    stream,
+                    text: text.clone(),
+                    at,
+                });
+            }
+        }
+        let (text, interpreted) = if self.interp.is_active() {
+            let line = Line { stream, text, at };
+            let evs = self.call_interpreter(
+                |i, ctx| {
+                    if redraw {
+                        i.on_redraw(ctx, &line)
+                    } else {
+                        i.on_line(ctx, &line)
+                    }
+                },
+                Some(&line.text),
+            );
+            (line.text, evs)
+        } else {
+            (text, Vec::new())
+        };
+        self.batch.push(Item::Out(OutLine {
+            stream,
+            line: text,
+            redraw,
+            at,
+        }));
+        for ie in interpreted {
+            self.apply(ie);
+        }
+    }
+
+    /// Call the interpreter with the job's context; a panic becomes an
+    /// `interpreter_error` (see [`Interp`]).
     fn call_interpreter(
         &mut self,
         f: impl FnOnce(&mut dyn Interpreter, &Context) -> Vec<InterpreterEvent>,
         line: Option<&str>,
     ) -> Vec<InterpreterEvent> {
-        let Some(interp) = self.interpreter.as_mut() else {
-            return Vec::new();
-        };
+        let phases = self.tally.phases();
         let ctx = Context {
             job: self.id,
             command: &self.launch.spec,
-            current_phase: self.phases.last(),
-            phase_stack: &self.phases,
+            current_phase: phases.last(),
+            phase_stack: phases,
             elapsed: self.started.elapsed(),
         };
-        match catch_unwind(AssertUnwindSafe(|| f(interp.as_mut(), &ctx))) {
+        match self.interp.call(&ctx, f) {
             Ok(evs) => evs,
-            Err(payload) => {
-                let msg = panic_message(payload.as_ref());
-                self.interpreter = None;
-                self.push(Event::InterpreterError {
-                    job: self.id,
-                    interpreter: self.interpreter_name.clone(),
-                    error: format!(
-                        "interpreter panicked: {msg}; it is disabled for the rest of this job"
-                    ),
-                    line: line.map(str::to_string),
-                    at: SystemTime::now(),
-                });
+            Err(msg) => {
+                let error =
+                    format!("interpreter panicked: {msg}; it is disabled for the rest of this job");
+                self.interpreter_error(error, line);
                 Vec::new()
             }
         }
     }
 
-    fn call_on_exit(&mut self, exit: &ExitCode) {
-        let evs = self.call_interpreter(|i, ctx| i.on_exit(ctx, exit), None);
-        for ie in evs {
-            self.apply(ie);
-        }
-        // Close phases still open, innermost first.
-        while let Some(p) = self.phases.pop() {
-            self.push(Event::PhaseExited {
-                job: self.id,
-                phase: p.id,
-                at: SystemTime::now(),
-            });
-        }
-        self.set_state(|j| j.current_phase = None);
-    }
-
-    fn interpreter_error(&mut self, error: String) {
+    fn interpreter_error(&mut self, error: String, line: Option<&str>) {
         self.push(Event::InterpreterError {
             job: self.id,
-            interpreter: self.interpreter_name.clone(),
+            interpreter: self.interp.name().to_string(),
             error,
-            line: None,
+            line: line.map(str::to_string),
             at: SystemTime::now(),
         });
     }
 
-    /// Apply one interpreter event to the job's state and emit its event.
+    /// Apply one interpreter event through the tally and emit its event.
     fn apply(&mut self, ie: InterpreterEvent) {
-        let job = self.id;
-        let at = SystemTime::now();
-        match ie {
-            InterpreterEvent::EnterPhase { name, label } => {
-                let phase = Phase {
-                    id: PhaseId::new(),
-                    name: name.clone(),
-                    label: label.clone(),
-                    entered_at: at,
-                };
-                let id = phase.id;
-                self.phases.push(phase);
-                self.set_state(|j| j.current_phase = Some(id));
-                self.push(Event::PhaseEntered {
-                    job,
-                    phase: id,
-                    name,
-                    label,
-                    at,
-                });
-            }
-            InterpreterEvent::UpdatePhase { label } => match self.phases.last_mut() {
-                Some(p) => {
-                    p.label = Some(label.clone());
-                    let phase = p.id;
-                    self.push(Event::PhaseUpdated {
-                        job,
-                        phase,
-                        label,
-                        at,
-                    });
-                }
-                None => self.interpreter_error(format!(
-                    "UpdatePhase({label:?}) with no open phase was ignored"
-                )),
-            },
-            InterpreterEvent::ExitPhase => match self.phases.pop() {
-                Some(p) => {
-                    let current = self.phases.last().map(|p| p.id);
-                    self.set_state(|j| j.current_phase = current);
-                    self.push(Event::PhaseExited {
-                        job,
-                        phase: p.id,
-                        at,
-                    });
-                }
-                None => self.interpreter_error("ExitPhase with no open phase was ignored".into()),
-            },
-            InterpreterEvent::Progress { progress } => {
-                let progress = progress.sanitized();
-                self.set_state(|j| j.progress = progress.clone());
-                self.push(Event::ProgressUpdated { job, progress, at });
-            }
-            InterpreterEvent::Label { text } => {
-                self.set_state(|j| j.label = Some(text.clone()));
-                self.push(Event::LabelUpdated {
-                    job,
-                    label: text,
-                    at,
-                });
-            }
-            InterpreterEvent::Warning { code, message } => {
-                self.push(Event::WarningDetected {
-                    job,
-                    code,
-                    message,
-                    at,
-                });
-            }
-            InterpreterEvent::KnownError { code, message } => {
-                if self.known_error.is_none() {
-                    self.known_error = Some((code.clone(), message.clone()));
-                }
-                self.push(Event::KnownErrorDetected {
-                    job,
-                    code,
-                    message,
-                    at,
-                });
-            }
-            InterpreterEvent::Finding { finding } => {
-                self.findings.push(finding.clone());
-                self.push(Event::FindingEmitted { job, finding, at });
-            }
-            InterpreterEvent::Prompt { prompt } => {
-                self.push(Event::PromptDetected { job, prompt, at });
-            }
-            InterpreterEvent::Summary { text } => self.summary = Some(text),
-        }
-    }
-
-    fn verdict(&mut self, exit: &ExitCode) -> Outcome {
-        let findings = std::mem::take(&mut self.findings);
-        let summary = self.summary.take();
-        let reason = match self.stopped {
-            Some(Stop::Cancel) => return Outcome::Cancelled { findings },
-            Some(Stop::Timeout) => FailureReason::Timeout,
-            None if exit.is_success() => return Outcome::Succeeded { summary, findings },
-            None => match (self.known_error.take(), exit.signal, exit.code) {
-                (Some((code, message)), _, _) => FailureReason::KnownError { code, message },
-                (None, Some(signal), _) => FailureReason::Signal { signal },
-                (None, None, Some(code)) => FailureReason::NonZeroExit { code },
-                (None, None, None) => FailureReason::NonZeroExit { code: -1 },
-            },
+        let applied = {
+            let mut s = lock(&self.entry.snapshot);
+            self.tally.apply(self.id, ie, SystemTime::now(), &mut s)
         };
-        Outcome::Failed {
-            reason,
-            summary,
-            findings,
+        match applied {
+            Ok(Some(ev)) => self.push(ev),
+            Ok(None) => {}
+            Err(error) => self.interpreter_error(error, None),
         }
     }
 
     /// Record the verdict: history first (durable), then `finalized`, then
     /// the handle resolves.
-    async fn finish(&mut self, outcome: Outcome) {
+    async fn finish(&mut self, outcome: Outcome, guard: &mut Guard) {
         self.flush();
         if let Some(raw) = self.raw.take() {
             raw.finish();
         }
-        let state = if matches!(outcome, Outcome::Cancelled { .. }) {
-            JobState::Cancelled
-        } else {
-            JobState::Finalized
-        };
-        let job = {
-            let mut s = lock(&self.entry.snapshot);
-            s.state = state;
-            s.outcome = Some(outcome.clone());
-            s.current_phase = None;
-            s.clone()
-        };
-        let ev = Event::Finalized {
-            job: self.id,
-            outcome: outcome.clone(),
-            at: SystemTime::now(),
-        };
+        let (job, ev) = conclude(&self.entry, &outcome);
+        // From here on a dropped driver publishes this outcome, not another.
+        guard.finalizing = Some((ev.clone(), outcome.clone()));
         if let Some(h) = &self.inner.history {
             h.finish(job, ev.clone()).await;
         }
-        let item = [Item::event(ev)];
-        self.inner.bus.publish(self.id, &item);
-        self.entry.log.append(item);
-        self.entry.log.seal(FINISHED_LOG_LIMITS);
-        *lock(&self.entry.stdin) = None;
-        let max = self.inner.config.max_finished_jobs;
-        lock(&self.inner.registry).finished(self.id, max);
-        self.entry.done.send_replace(Some(outcome));
+        guard.armed = false;
+        settle(&self.inner, &self.entry, ev, outcome);
     }
-}
-
-/// Read once from a pipe: `Some(n)` bytes, or `None` at EOF / on error.
-async fn read_some<R: AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
-    let p = pipe.as_mut()?;
-    match p.read(buf).await {
-        Ok(0) | Err(_) => None,
-        Ok(n) => Some(n),
-    }
-}
-
-/// Feed a job's stdin from the runtime's write requests.
-async fn pump_stdin(
-    mut stdin: tokio::process::ChildStdin,
-    mut rx: mpsc::UnboundedReceiver<StdinMsg>,
-) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            StdinMsg::Write(bytes) => {
-                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
-                    break;
-                }
-            }
-            StdinMsg::Close => break,
-        }
-    }
-    let _ = stdin.shutdown().await;
 }
 
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
@@ -873,28 +627,4 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
             signal: None,
         }
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    }
-}
-
-/// Replace every secret value in `text` with the placeholder.
-fn mask(text: String, secrets: &[String]) -> String {
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
-        return text;
-    }
-    let mut t = text;
-    for s in secrets {
-        if t.contains(s.as_str()) {
-            t = t.replace(s.as_str(), crate::command::SECRET_PLACEHOLDER);
-        }
-    }
-    t
 }

@@ -18,7 +18,7 @@ impl Runtime {
         match (&self.inner.history, &self.inner.raw_logs) {
             // The history writer prunes the log directory too (it knows
             // which jobs are pinned).
-            (Some(h), _) => h.prune(),
+            (Some(h), _) => Ok(h.prune()?),
             (None, Some(raw)) => Ok(PruneReport {
                 raw_logs: raw.prune()?,
                 ..PruneReport::default()

@@ -5,18 +5,32 @@
 //!   sees a process, an interpreter and the event log at once.
 //! - `log` holds the per-job event logs and the all-jobs bus; [`EventStream`]
 //!   reads them.
+//! - `stop` is how a job is stopped: cancel, timeout, the TERM → grace →
+//!   KILL escalation, the drain deadline, the idle flush.
+//! - `tally` turns interpreter events into phases, findings and the verdict.
 //! - `registry` keeps jobs in memory and evicts finished ones beyond a cap.
+//!
+//! What a runtime keeps on disk sits below it and knows nothing of it: the
+//! history writer (`crate::store`), the raw logs (`crate::output`) and
+//! retention (`crate::retention`). The runtime holds them as concrete,
+//! optional parts (`Inner::history`, `Inner::raw_logs`), opened from the
+//! builder's plain settings in `from_config`.
 
 mod builder;
 mod config;
 mod driver;
+mod finish;
 mod handle;
 mod history_api;
+mod interp;
 mod log;
-pub(crate) mod persist;
+mod pipe;
 mod query;
 mod registry;
+mod stdin;
+mod stop;
 mod stream;
+mod tally;
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -26,17 +40,18 @@ use tokio::sync::{watch, Semaphore};
 use crate::command::{Command, StdinMode};
 use crate::event::Event;
 use crate::job::{Job, JobId};
-use crate::output::{OutputLine, OutputRing};
+use crate::output::{FileRawLogs, OutputLine, OutputRing};
+use crate::store::HistoryRecorder;
 
+pub use crate::retention::RetentionPolicy;
 pub use builder::RuntimeBuilder;
-pub use config::{RawOutputPolicy, RetentionPolicy, MEMORY_OUTPUT_LINES};
+pub use config::{RawOutputPolicy, MEMORY_OUTPUT_LINES};
 pub use handle::JobHandle;
 pub use query::JobsQuery;
 pub use stream::EventStream;
 
 pub(crate) use config::RuntimeConfig;
 use log::{lock, Bus, EventLog, RingLimits};
-use persist::{RawLogs, Recorder};
 use registry::{JobEntry, Registry};
 
 /// What can go wrong when talking to the runtime. (What goes wrong with a
@@ -66,8 +81,8 @@ pub(crate) struct Inner {
     pub registry: Mutex<Registry>,
     pub bus: Bus,
     pub permits: Arc<Semaphore>,
-    pub history: Option<Arc<dyn Recorder>>,
-    pub raw_logs: Option<Arc<dyn RawLogs>>,
+    pub history: Option<HistoryRecorder>,
+    pub raw_logs: Option<FileRawLogs>,
     /// `true` once shutdown began.
     pub closing: watch::Sender<bool>,
 }
@@ -144,15 +159,43 @@ impl Runtime {
     }
 
     pub(crate) fn from_config(config: RuntimeConfig) -> Result<Self, Error> {
-        let history = crate::store::open_recorder(&config)?;
-        let raw_logs = crate::output::open_raw_logs(&config)?;
+        let gzip = match config.raw_policy() {
+            RawOutputPolicy::Disabled | RawOutputPolicy::MemoryOnly => None,
+            RawOutputPolicy::Persist => Some(false),
+            #[cfg(feature = "gzip")]
+            RawOutputPolicy::PersistGzipOnFinalize => Some(true),
+        };
+        let log_dir =
+            match (gzip, &config.log_dir) {
+                (None, _) => None,
+                (Some(_), Some(dir)) => Some(dir.as_path()),
+                (Some(_), None) => return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a persisted raw-output policy needs a log directory (RuntimeBuilder::log_dir)",
+                )
+                .into()),
+            };
+        let raw_logs = match (log_dir, gzip) {
+            (Some(dir), Some(gzip)) => {
+                // With history, its writer thread prunes the log directory
+                // (it knows which jobs are pinned); without, the directory
+                // prunes itself.
+                let self_prune = config.history.is_none().then_some(&config.retention);
+                Some(FileRawLogs::new(dir, gzip, self_prune)?)
+            }
+            _ => None,
+        };
+        let history = match &config.history {
+            Some(path) => Some(HistoryRecorder::open(path, &config.retention, log_dir)?),
+            None => None,
+        };
         Ok(Self::with_parts(config, history, raw_logs))
     }
 
     fn with_parts(
         config: RuntimeConfig,
-        history: Option<Arc<dyn Recorder>>,
-        raw_logs: Option<Arc<dyn RawLogs>>,
+        history: Option<HistoryRecorder>,
+        raw_logs: Option<FileRawLogs>,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_concurrent));
         let bus = Bus::new(config.ring_lines);
@@ -218,7 +261,7 @@ impl Runtime {
             command: launch.spec.clone(),
             at: job.created_at,
         };
-        driver::publish(&self.inner, &entry, || job, vec![log::Item::event(created)]);
+        finish::publish(&self.inner, &entry, || job, vec![log::Item::event(created)]);
         tokio.spawn(driver::run(
             Arc::clone(&self.inner),
             Arc::clone(&entry),
@@ -282,7 +325,7 @@ impl Runtime {
         } else {
             Event::Resumed { job: id, at }
         };
-        driver::publish(
+        finish::publish(
             &self.inner,
             &entry,
             || entry.snapshot(),
@@ -396,10 +439,17 @@ impl Runtime {
     /// fail with [`Error::ShutDown`].
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.inner.closing.send_replace(true);
+        // Every job whose handle has not resolved yet, including those in
+        // the middle of finishing (terminal snapshot, `finalized` not yet
+        // durable or published): each is waited for.
         let live: Vec<Arc<JobEntry>> = {
             let reg = lock(&self.inner.registry);
-            reg.newest().filter(|e| !e.is_terminal()).cloned().collect()
+            reg.newest()
+                .filter(|e| e.outcome().is_none())
+                .cloned()
+                .collect()
         };
+        tracing::info!(jobs = live.len(), "runtime shutting down");
         for e in &live {
             e.request_cancel();
         }
@@ -417,20 +467,20 @@ impl Runtime {
     /// without history).
     pub async fn flush(&self) -> Result<(), Error> {
         match &self.inner.history {
-            Some(h) => h.flush().await,
+            Some(h) => Ok(h.flush().await?),
             None => Ok(()),
         }
     }
 
     pub(crate) fn run_query(&self, q: &JobsQuery) -> Result<Vec<Job>, Error> {
         if let Some(h) = &self.inner.history {
-            return h.query(q);
+            return Ok(h.list_jobs(q.limit, &q.filter)?);
         }
         let reg = lock(&self.inner.registry);
         Ok(reg
             .newest()
             .map(|e| e.snapshot())
-            .filter(|j| q.matches(j))
+            .filter(|j| q.filter.matches(j))
             .take(q.limit)
             .collect())
     }
@@ -441,7 +491,7 @@ impl Runtime {
 
     fn history_job(&self, id: JobId) -> Result<Option<Job>, Error> {
         match &self.inner.history {
-            Some(h) => h.load_job(id),
+            Some(h) => Ok(h.load_job(id)?),
             None => Ok(None),
         }
     }

@@ -52,7 +52,8 @@
 //!
 //! # Retention
 //!
-//! [`RetentionPolicy`] is enforced when a runtime with history is built,
+//! [`RetentionPolicy`] (defined with the rest of
+//! retention in `crate::retention`) is enforced when a runtime with history is built,
 //! hourly while it lives, and on [`Runtime::prune`](crate::Runtime::prune):
 //! events and findings older than `keep_events_for` and raw logs older than
 //! `keep_raw_for` are deleted, except for jobs tagged `pinned_tag` and jobs
@@ -84,10 +85,11 @@ use crate::event::Event;
 use crate::job::{Job, JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
 use crate::phase::PhaseId;
-use crate::runtime::RetentionPolicy;
+use crate::retention::RetentionPolicy;
 
+pub use crate::retention::PruneReport;
 pub use control::TreeHolder;
-pub(crate) use writer::open_recorder;
+pub(crate) use writer::HistoryRecorder;
 
 /// The schema version this build writes and the newest it can read.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -140,15 +142,27 @@ pub struct JobsFilter {
     pub created_before: Option<SystemTime>,
 }
 
-/// What a retention pass removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PruneReport {
-    /// Event rows deleted.
-    pub events: usize,
-    /// Finding rows deleted.
-    pub findings: usize,
-    /// Raw log files deleted.
-    pub raw_logs: usize,
+impl JobsFilter {
+    /// `true` if `job` passes the filters (what [`Store::list_jobs`] selects,
+    /// applied to a job in memory).
+    pub fn matches(&self, job: &Job) -> bool {
+        self.tag
+            .as_ref()
+            .is_none_or(|t| job.command.tags.contains(t))
+            && self.state.is_none_or(|s| job.state == s)
+            && self.created_after.is_none_or(|a| job.created_at > a)
+            && self.created_before.is_none_or(|b| job.created_at < b)
+    }
+}
+
+/// Whether history stores this event. Raw output (`output_appended`,
+/// `output_skipped`) belongs in the raw logs, never in history; this is the
+/// one place that decides it.
+pub(crate) fn kept_in_history(event: &Event) -> bool {
+    !matches!(
+        event,
+        Event::OutputAppended { .. } | Event::OutputSkipped { .. }
+    )
 }
 
 /// Who writes a job: the runtime's recorder id and its host process.
@@ -192,7 +206,9 @@ const TERMINAL: &str = "('finalized', 'cancelled')";
 
 impl Store {
     /// Open (or create) the history file at `path`, creating its parent
-    /// directories, switching it to WAL and upgrading an older schema.
+    /// directories, switching it to WAL and upgrading an older schema. On
+    /// Unix a new file (and its `-wal`/`-shm` companions) is readable by its
+    /// owner only (`0600`), and directories created for it are `0700`.
     ///
     /// Errors: the path is a directory or cannot be created
     /// ([`StoreError::Io`]), the file is not an SQLite database
@@ -207,7 +223,7 @@ impl Store {
             ));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            crate::private::create_dir_all(parent).map_err(|e| {
                 io_err(
                     e.kind(),
                     format!(
@@ -216,6 +232,15 @@ impl Store {
                     ),
                 )
             })?;
+        }
+        // Owner-only from the start (it holds command lines); if this fails
+        // (a read-only directory…), opening below reports it. SQLite's own
+        // names (`:memory:`, `file:` URIs) are not files to create.
+        let special = path
+            .to_str()
+            .is_some_and(|p| p == ":memory:" || p.starts_with("file:"));
+        if !special {
+            let _ = crate::private::touch(path);
         }
         let mut conn = Connection::open(path).map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::CannotOpen) => io_err(
@@ -625,10 +650,7 @@ impl<'c> Writes<'c> {
     /// Append an event (skipping output events); findings also go to
     /// `findings`.
     pub(crate) fn insert_event(&mut self, event: &Event) -> Result<(), StoreError> {
-        if matches!(
-            event,
-            Event::OutputAppended { .. } | Event::OutputSkipped { .. }
-        ) {
+        if !kept_in_history(event) {
             return Ok(());
         }
         let job = event.job_id();

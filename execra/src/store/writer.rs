@@ -21,10 +21,16 @@
 //! recorded before it (read-your-writes, best effort: at most 1 s), so it
 //! may block the calling thread for about one commit.
 //!
-//! The writer thread also runs retention once an hour.
+//! The writer thread also runs retention (`crate::retention`) when it
+//! starts, every `PRUNE_EVERY` and on request.
+//!
+//! Failed and retried batches and retention passes are reported as
+//! `tracing` events (target `execra::history`; counts and error messages,
+//! never job output or command lines).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -38,11 +44,7 @@ use super::proc::{self, ProcId};
 use super::{ImmediateTx, JobsFilter, Owner, PruneReport, Store, StoreError, Writes};
 use crate::event::Event;
 use crate::job::{Job, JobId};
-use crate::runtime::persist::{BoxFuture, Recorder};
-use crate::runtime::{Error, JobsQuery, RetentionPolicy, RuntimeConfig};
-
-/// How often the writer thread prunes while the runtime lives.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+use crate::retention::{prune_raw_logs, RetentionPolicy, PRUNE_EVERY};
 
 /// The longest a query waits for the writer to catch up.
 const CATCH_UP: Duration = Duration::from_secs(1);
@@ -77,6 +79,7 @@ struct Failures {
 
 impl Failures {
     fn note(&self, e: &StoreError) {
+        tracing::error!(target: "execra::history", error = %e, "history write failed");
         self.count.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut l) = self.last.lock() {
             *l = Some(e.to_string());
@@ -103,7 +106,8 @@ impl Failures {
     }
 }
 
-/// [`Recorder`] backed by an SQLite file.
+/// The runtime's job history: a writer thread and a reader connection on
+/// one SQLite file.
 pub(crate) struct HistoryRecorder {
     tx: Option<mpsc::Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
@@ -111,56 +115,62 @@ pub(crate) struct HistoryRecorder {
     failures: Arc<Failures>,
 }
 
-/// Open the history configured for a runtime: migrate, finalize stranded
-/// jobs, prune, then start the writer thread.
-pub(crate) fn open_recorder(config: &RuntimeConfig) -> Result<Option<Arc<dyn Recorder>>, Error> {
-    open_recorder_with(config, PRUNE_EVERY)
-}
+impl HistoryRecorder {
+    /// Open the history file at `path`: migrate, finalize stranded jobs,
+    /// run retention (rows, and the raw logs in `log_dir` if given), then
+    /// start the writer thread.
+    pub(crate) fn open(
+        path: &Path,
+        retention: &RetentionPolicy,
+        log_dir: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(path, retention, log_dir, PRUNE_EVERY)
+    }
 
-fn open_recorder_with(
-    config: &RuntimeConfig,
-    prune_every: Duration,
-) -> Result<Option<Arc<dyn Recorder>>, Error> {
-    let Some(path) = &config.history else {
-        return Ok(None);
-    };
-    let writer = Store::open(path)?;
-    writer.resurrect_stranded_jobs()?;
-    let owner = Owner {
-        id: Uuid::now_v7(),
-        host: ProcId::of(std::process::id()),
-    };
-    let maintenance = Maintenance {
-        retention: config.retention.clone(),
-        log_dir: config.log_dir.clone(),
-        every: prune_every,
-    };
-    maintenance.run(&writer)?;
-    let reader = Store::open(path)?;
-    let failures = Arc::new(Failures::default());
-    let (tx, rx) = mpsc::channel();
-    proc::register_owner(owner.id);
-    let thread_failures = Arc::clone(&failures);
-    let thread = std::thread::Builder::new()
-        .name("execra-history".to_string())
-        .spawn(move || {
-            lower_priority();
-            let owner_id = owner.id;
-            WriterThread {
-                store: writer,
-                owner,
-                failures: thread_failures,
-                maintenance,
-            }
-            .run(rx);
-            proc::unregister_owner(owner_id);
-        })?;
-    Ok(Some(Arc::new(HistoryRecorder {
-        tx: Some(tx),
-        thread: Some(thread),
-        reader: Mutex::new(reader),
-        failures,
-    })))
+    fn open_with(
+        path: &Path,
+        retention: &RetentionPolicy,
+        log_dir: Option<&Path>,
+        prune_every: Duration,
+    ) -> Result<Self, StoreError> {
+        let writer = Store::open(path)?;
+        writer.resurrect_stranded_jobs()?;
+        let owner = Owner {
+            id: Uuid::now_v7(),
+            host: ProcId::of(std::process::id()),
+        };
+        let maintenance = Maintenance {
+            retention: retention.clone(),
+            log_dir: log_dir.map(Path::to_path_buf),
+            every: prune_every,
+        };
+        maintenance.run(&writer)?;
+        let reader = Store::open(path)?;
+        let failures = Arc::new(Failures::default());
+        let (tx, rx) = mpsc::channel();
+        proc::register_owner(owner.id);
+        let thread_failures = Arc::clone(&failures);
+        let thread = std::thread::Builder::new()
+            .name("execra-history".to_string())
+            .spawn(move || {
+                lower_priority();
+                let owner_id = owner.id;
+                WriterThread {
+                    store: writer,
+                    owner,
+                    failures: thread_failures,
+                    maintenance,
+                }
+                .run(rx);
+                proc::unregister_owner(owner_id);
+            })?;
+        Ok(HistoryRecorder {
+            tx: Some(tx),
+            thread: Some(thread),
+            reader: Mutex::new(reader),
+            failures,
+        })
+    }
 }
 
 /// Let the async worker threads preempt the writer when CPUs are scarce:
@@ -202,22 +212,84 @@ impl HistoryRecorder {
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, Error> {
+    fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let store = self
             .reader
             .lock()
             .map_err(|_| std::io::Error::other("the history reader lock is poisoned"))?;
-        Ok(f(&store)?)
+        f(&store)
     }
 
-    /// Run retention now, on the writer thread; blocks until done.
-    pub(crate) fn prune_now(&self) -> Result<PruneReport, Error> {
+    /// A batch of events of one job (output events included: history skips
+    /// what it does not store) and the job's snapshot after them. Never
+    /// blocks: the work is queued for the writer thread.
+    pub(crate) fn record(&self, job: &Job, events: &[Event]) {
+        self.send(Msg::Record {
+            job: job.clone(),
+            events: events.to_vec(),
+        });
+    }
+
+    /// The job ended: record its final snapshot and `finalized` event. The
+    /// future resolves once everything recorded for the job is durable.
+    pub(crate) fn finish(&self, job: Job, finalized: Event) -> impl Future<Output = ()> + 'static {
+        let (ack, done) = oneshot::channel();
+        let sent = self.send(Msg::Finish {
+            job,
+            finalized: Box::new(finalized),
+            ack,
+        });
+        async move {
+            if sent {
+                let _ = done.await;
+            }
+        }
+    }
+
+    /// A job from history.
+    pub(crate) fn load_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.read(|s| s.load_job(id))
+    }
+
+    /// Up to `limit` jobs matching `filter`, newest first, including what
+    /// this runtime recorded just before (see [`catch_up`](Self::catch_up)).
+    pub(crate) fn list_jobs(
+        &self,
+        limit: usize,
+        filter: &JobsFilter,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.catch_up();
+        self.read(|s| s.list_jobs(limit, filter))
+    }
+
+    /// A job's stored events, oldest first.
+    pub(crate) fn events(&self, id: JobId) -> Result<Vec<Event>, StoreError> {
+        self.read(|s| s.list_events(id, usize::MAX))
+    }
+
+    /// Resolves once everything recorded so far is durable, with the write
+    /// failures since the last call, if any.
+    pub(crate) fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        let (ack, done) = oneshot::channel();
+        let sent = self.send(Msg::Flush(ack));
+        let failures = Arc::clone(&self.failures);
+        async move {
+            if sent {
+                let _ = done.await;
+            }
+            failures.take()
+        }
+    }
+
+    /// Enforce the retention policy now (history rows and, when configured,
+    /// raw logs) on the writer thread. Blocks until done.
+    pub(crate) fn prune(&self) -> Result<PruneReport, StoreError> {
         let (tx, rx) = mpsc::channel();
         if !self.send(Msg::Prune(tx)) {
             return Err(std::io::Error::other("the history writer thread is gone").into());
         }
         match rx.recv() {
-            Ok(r) => Ok(r?),
+            Ok(r) => r,
             Err(_) => Err(std::io::Error::other("the history writer thread stopped").into()),
         }
     }
@@ -230,77 +302,6 @@ impl Drop for HistoryRecorder {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-fn stored(events: &[Event]) -> Vec<Event> {
-    events
-        .iter()
-        .filter(|e| {
-            !matches!(
-                e,
-                Event::OutputAppended { .. } | Event::OutputSkipped { .. }
-            )
-        })
-        .cloned()
-        .collect()
-}
-
-impl Recorder for HistoryRecorder {
-    fn record(&self, job: &Job, events: &[Event]) {
-        self.send(Msg::Record {
-            job: job.clone(),
-            events: stored(events),
-        });
-    }
-
-    fn finish(&self, job: Job, finalized: Event) -> BoxFuture<'static, ()> {
-        let (ack, done) = oneshot::channel();
-        let sent = self.send(Msg::Finish {
-            job,
-            finalized: Box::new(finalized),
-            ack,
-        });
-        Box::pin(async move {
-            if sent {
-                let _ = done.await;
-            }
-        })
-    }
-
-    fn load_job(&self, id: JobId) -> Result<Option<Job>, Error> {
-        self.read(|s| s.load_job(id))
-    }
-
-    fn query(&self, q: &JobsQuery) -> Result<Vec<Job>, Error> {
-        let filter = JobsFilter {
-            tag: q.tag.clone(),
-            state: q.state,
-            created_after: q.created_after,
-            created_before: q.created_before,
-        };
-        self.catch_up();
-        self.read(|s| s.list_jobs(q.limit, &filter))
-    }
-
-    fn events(&self, id: JobId) -> Result<Vec<Event>, Error> {
-        self.read(|s| s.list_events(id, usize::MAX))
-    }
-
-    fn flush(&self) -> BoxFuture<'static, Result<(), Error>> {
-        let (ack, done) = oneshot::channel();
-        let sent = self.send(Msg::Flush(ack));
-        let failures = Arc::clone(&self.failures);
-        Box::pin(async move {
-            if sent {
-                let _ = done.await;
-            }
-            failures.take().map_err(Error::from)
-        })
-    }
-
-    fn prune(&self) -> Result<PruneReport, Error> {
-        self.prune_now()
     }
 }
 
@@ -317,9 +318,9 @@ impl Maintenance {
         let mut report = store.prune(&self.retention)?;
         if let Some(dir) = &self.log_dir {
             let keep = store.protected_jobs(&self.retention.pinned_tag)?;
-            report.raw_logs =
-                crate::output::prune_raw_logs(dir, &self.retention, &|id| keep.contains(&id))?;
+            report.raw_logs = prune_raw_logs(dir, &self.retention, &|id| keep.contains(&id))?;
         }
+        report.trace();
         Ok(report)
     }
 }
@@ -437,8 +438,16 @@ impl WriterThread {
         };
         // Once more (a lock held past the busy timeout, a transient I/O
         // error…).
+        tracing::warn!(
+            target: "execra::history",
+            error = %first,
+            jobs = batch.jobs.len(),
+            events = batch.events.len(),
+            "history batch failed, retrying once"
+        );
         std::thread::sleep(Duration::from_millis(50));
         if self.try_write(&batch.jobs, &batch.events, durable).is_ok() {
+            tracing::info!(target: "execra::history", "history batch retry succeeded");
             return;
         }
         self.failures.note(&first);
@@ -497,13 +506,13 @@ mod tests {
     fn retention_runs_periodically_while_the_runtime_lives() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.db");
-        let config = RuntimeConfig {
-            history: Some(path.clone()),
-            ..RuntimeConfig::default()
-        };
-        let recorder = open_recorder_with(&config, Duration::from_millis(20))
-            .expect("open")
-            .expect("some");
+        let recorder = HistoryRecorder::open_with(
+            &path,
+            &RetentionPolicy::default(),
+            None,
+            Duration::from_millis(20),
+        )
+        .expect("open");
         // Old rows arrive after the build-time pass.
         let old = SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
         let store = Store::open(&path).expect("store");

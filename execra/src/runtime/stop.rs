@@ -1,0 +1,299 @@
+//! Stopping a job, as one noun: the deadlines a running job lives under.
+//!
+//! - **cancel** and **timeout** take the same path: [`Deadlines::stop`]
+//!   records why, the driver asks the tree to terminate (`SIGTERM` to the
+//!   group), and the *kill* deadline is armed for the grace period later;
+//!   when it fires ([`Fired::Kill`]) the driver kills the tree.
+//! - **drain**: after the main process exited, a descendant may still hold
+//!   the pipes open; [`Deadlines::exited`] arms a deadline after which the
+//!   driver kills the tree and finishes with what it read.
+//! - **idle flush**: an unfinished line (a prompt) is shown provisionally
+//!   once the pipes have been quiet for a moment.
+//!
+//! Every deadline is `now + duration` computed with `checked_add`: a
+//! duration too large to represent (`Duration::MAX`) means "never", not a
+//! panic. One timer serves all deadlines; [`Deadlines::next`] sleeps until
+//! the earliest armed one and says which fired.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+/// Why a job is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Somebody called `cancel` (or the runtime is shutting down).
+    Cancel,
+    /// The command's wall-clock timeout passed.
+    Timeout,
+}
+
+/// Which deadline fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fired {
+    /// The wall-clock timeout: stop the job with [`StopReason::Timeout`].
+    Timeout,
+    /// The grace period after a stop request ran out: kill the tree.
+    Kill,
+    /// The main process exited long enough ago and the pipes are still
+    /// open: kill the tree and finish.
+    Drain,
+    /// The pipes have been quiet: show unfinished lines.
+    IdleFlush,
+}
+
+/// The durations a job's deadlines are computed from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StopPolicy {
+    /// Wall-clock limit from the start of the process.
+    pub timeout: Option<Duration>,
+    /// Between the polite request (TERM) and the kill.
+    pub grace: Duration,
+    /// How long pipes may stay open after the main process exited.
+    pub drain: Duration,
+    /// Quiet time after which an unfinished line is shown.
+    pub idle_flush: Duration,
+}
+
+/// `at + d`, or `None` ("never") when that is not representable.
+fn after(at: Instant, d: Duration) -> Option<Instant> {
+    at.checked_add(d)
+}
+
+/// The armed deadlines of one running job.
+pub(crate) struct Deadlines {
+    policy: StopPolicy,
+    timeout: Option<Instant>,
+    kill: Option<Instant>,
+    drain: Option<Instant>,
+    idle_flush: Option<Instant>,
+    stopping: Option<StopReason>,
+    /// While paused: the timeout's remaining time (the timeout is disarmed).
+    paused_left: Option<Duration>,
+    paused: bool,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+}
+
+impl Deadlines {
+    /// Deadlines for a process started now: only the timeout is armed.
+    pub fn start(policy: StopPolicy) -> Self {
+        let now = Instant::now();
+        Deadlines {
+            policy,
+            timeout: policy.timeout.and_then(|d| after(now, d)),
+            kill: None,
+            drain: None,
+            idle_flush: None,
+            stopping: None,
+            paused_left: None,
+            paused: false,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            timer_at: None,
+        }
+    }
+
+    /// Why the job is being stopped, once it is.
+    pub fn stopping(&self) -> Option<StopReason> {
+        self.stopping
+    }
+
+    /// Begin stopping for `why`. Returns `true` the first time (the caller
+    /// then asks the tree to terminate); later requests change nothing. Arms
+    /// the kill deadline one grace period from now and disarms the timeout.
+    pub fn stop(&mut self, why: StopReason) -> bool {
+        if self.stopping.is_some() {
+            return false;
+        }
+        self.stopping = Some(why);
+        self.timeout = None;
+        self.kill = after(Instant::now(), self.policy.grace);
+        true
+    }
+
+    /// The job was paused (`true`) or resumed (`false`): paused time does
+    /// not count toward the timeout, so pausing disarms it keeping what is
+    /// left, and resuming re-arms it with that.
+    pub fn paused(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        let now = Instant::now();
+        if paused {
+            self.paused_left = self.timeout.take().map(|t| t.saturating_duration_since(now));
+        } else if let Some(left) = self.paused_left.take() {
+            if self.stopping.is_none() {
+                self.timeout = after(now, left);
+            }
+        }
+    }
+
+    /// The main process exited; if the pipes are still open, arm the drain
+    /// deadline.
+    pub fn exited(&mut self, pipes_open: bool) {
+        if pipes_open && self.drain.is_none() {
+            self.drain = after(Instant::now(), self.policy.drain);
+        }
+    }
+
+    /// After a read: arm the idle flush if some line is unfinished, else
+    /// disarm it.
+    pub fn unfinished_output(&mut self, pending: bool) {
+        self.idle_flush = if pending {
+            after(Instant::now(), self.policy.idle_flush)
+        } else {
+            None
+        };
+    }
+
+    /// The earliest armed deadline and which one it is. On a tie the order
+    /// is kill, drain, timeout, idle flush.
+    fn earliest(&self) -> Option<(Instant, Fired)> {
+        [
+            (self.kill, Fired::Kill),
+            (self.drain, Fired::Drain),
+            (self.timeout, Fired::Timeout),
+            (self.idle_flush, Fired::IdleFlush),
+        ]
+        .into_iter()
+        .filter_map(|(at, which)| at.map(|at| (at, which)))
+        .min_by_key(|(at, _)| *at)
+    }
+
+    fn disarm(&mut self, which: Fired) {
+        match which {
+            Fired::Timeout => self.timeout = None,
+            Fired::Kill => self.kill = None,
+            Fired::Drain => self.drain = None,
+            Fired::IdleFlush => self.idle_flush = None,
+        }
+    }
+
+    /// Wait until the earliest armed deadline passes, disarm it and say which
+    /// it was. Never resolves while nothing is armed. Cancel-safe: dropping
+    /// the future loses nothing (the deadline stays armed).
+    pub fn next(&mut self) -> impl Future<Output = Fired> + '_ {
+        std::future::poll_fn(move |cx| {
+            let Some((at, which)) = self.earliest() else {
+                return std::task::Poll::Pending;
+            };
+            if self.timer_at != Some(at) {
+                self.timer.as_mut().reset(at);
+                self.timer_at = Some(at);
+            }
+            match self.timer.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => {
+                    self.timer_at = None;
+                    self.disarm(which);
+                    std::task::Poll::Ready(which)
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(timeout: Option<Duration>) -> StopPolicy {
+        StopPolicy {
+            timeout,
+            grace: Duration::from_secs(5),
+            drain: Duration::from_secs(2),
+            idle_flush: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_then_kill_after_grace() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::start(policy(Some(Duration::from_secs(10))));
+        assert_eq!(d.next().await, Fired::Timeout);
+        assert_eq!(t0.elapsed(), Duration::from_secs(10));
+        assert!(d.stop(StopReason::Timeout));
+        assert!(!d.stop(StopReason::Cancel), "a second stop changes nothing");
+        assert_eq!(d.stopping(), Some(StopReason::Timeout));
+        assert_eq!(d.next().await, Fired::Kill);
+        assert_eq!(t0.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_disarms_the_timeout() {
+        let mut d = Deadlines::start(policy(Some(Duration::from_secs(3))));
+        assert!(d.stop(StopReason::Cancel));
+        // Only the kill deadline (5 s) is left; the 3 s timeout must not fire.
+        assert_eq!(d.next().await, Fired::Kill);
+        assert_eq!(d.stopping(), Some(StopReason::Cancel));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_durations_mean_never_instead_of_panicking() {
+        let mut d = Deadlines::start(StopPolicy {
+            timeout: Some(Duration::MAX),
+            grace: Duration::MAX,
+            drain: Duration::MAX,
+            idle_flush: Duration::MAX,
+        });
+        assert!(d.stop(StopReason::Cancel));
+        d.exited(true);
+        d.unfinished_output(true);
+        let waited = tokio::time::timeout(Duration::from_secs(365 * 24 * 3600), d.next()).await;
+        assert!(waited.is_err(), "nothing may fire: {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_flush_rearms_and_disarms() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::start(policy(None));
+        d.unfinished_output(true);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        d.unfinished_output(true); // more output: wait again
+        assert_eq!(d.next().await, Fired::IdleFlush);
+        assert_eq!(t0.elapsed(), Duration::from_millis(160));
+        d.unfinished_output(true);
+        d.unfinished_output(false); // the line was finished
+        let r = tokio::time::timeout(Duration::from_secs(60), d.next()).await;
+        assert!(r.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_does_not_count_toward_the_timeout() {
+        let mut d = Deadlines::start(policy(Some(Duration::from_secs(10))));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        d.paused(true);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        d.paused(false);
+        // 6 s were left when paused.
+        tokio::time::advance(Duration::from_millis(5900)).await;
+        assert!(futures_ready(&mut d).await.is_none());
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(futures_ready(&mut d).await, Some(Fired::Timeout));
+    }
+
+    /// `next()` if it is ready now.
+    async fn futures_ready(d: &mut Deadlines) -> Option<Fired> {
+        tokio::time::timeout(Duration::ZERO, d.next()).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_only_when_pipes_are_open() {
+        let mut d = Deadlines::start(policy(None));
+        d.exited(false);
+        assert!(d.earliest().is_none());
+        d.exited(true);
+        assert_eq!(d.next().await, Fired::Drain);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_wait_keeps_the_deadline() {
+        let mut d = Deadlines::start(policy(Some(Duration::from_secs(1))));
+        let early = tokio::time::timeout(Duration::from_millis(500), d.next()).await;
+        assert!(early.is_err());
+        assert_eq!(d.next().await, Fired::Timeout);
+    }
+}
