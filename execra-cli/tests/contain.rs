@@ -264,6 +264,15 @@ fn a_host_killed_with_sigkill_leaves_nothing_running() {
             "{:?}",
             survivors(&m)
         );
+        // The job (and its leader identity) is in the history file before
+        // the host dies; what a host never wrote, no recovery can know.
+        assert!(
+            poll(Duration::from_secs(20), || {
+                let ls = execra(&db, &["ls", "--json", "--state", "running"]);
+                !ls.stdout.is_empty()
+            }),
+            "the job never reached the history"
+        );
         // SAFETY: SIGKILL to the execra process we started.
         unsafe { libc::kill(host.id() as i32, libc::SIGKILL) };
         let _ = host.wait();

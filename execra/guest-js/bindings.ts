@@ -302,6 +302,25 @@ text: string,
  */
 at: SystemTime, };
 
+export type ResourceUsage = { 
+/**
+ * CPU time spent in user mode, in microseconds.
+ */
+user_cpu_us: number, 
+/**
+ * CPU time spent in the kernel, in microseconds.
+ */
+system_cpu_us: number, 
+/**
+ * Peak memory in bytes, where the platform reports it.
+ */
+peak_memory_bytes: number | null, 
+/**
+ * `true` when the CPU figures cover the whole tree (a cgroup); `false`
+ * when they cover the main process and the children it waited for.
+ */
+whole_tree: boolean, };
+
 export type Event = { "kind": "job_created", 
 /**
  * The job.
@@ -536,6 +555,34 @@ at: SystemTime, } | { "kind": "cancelled",
  * The job.
  */
 job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "paused", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "resumed", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "resources_measured", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * CPU time and peak memory.
+ */
+usage: ResourceUsage, 
 /**
  * When.
  */
