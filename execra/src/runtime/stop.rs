@@ -123,7 +123,10 @@ impl Deadlines {
         self.paused = paused;
         let now = Instant::now();
         if paused {
-            self.paused_left = self.timeout.take().map(|t| t.saturating_duration_since(now));
+            self.paused_left = self
+                .timeout
+                .take()
+                .map(|t| t.saturating_duration_since(now));
         } else if let Some(left) = self.paused_left.take() {
             if self.stopping.is_none() {
                 self.timeout = after(now, left);
