@@ -94,6 +94,16 @@ fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Kills what carries its marker when dropped, so a failing test leaves
+/// nothing running either.
+struct Reaper(String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        reap(&self.0);
+    }
+}
+
 fn reap(marker: &str) {
     for pid in survivors(marker) {
         // SAFETY: kill(2) on a pid carrying our unique marker.
@@ -158,6 +168,7 @@ fn cancel_from_another_process_stops_the_whole_tree() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("h.sqlite");
         let m = marker();
+        let _reaper = Reaper(m.clone());
         let mut runner = spawn_run(&db, containment, &escaping(&m));
         let id = started(&db, &m);
         let cgroup = survivors(&m).iter().all(|p| in_job_cgroup(*p));
@@ -199,6 +210,7 @@ fn pause_and_resume_from_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.sqlite");
     let m = marker();
+    let _reaper = Reaper(m.clone());
     let mut runner = spawn_run(&db, "auto", &escaping(&m));
     let id = started(&db, &m);
     let state = |pid: i32| {
@@ -253,6 +265,7 @@ fn a_host_killed_with_sigkill_leaves_nothing_running() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("h.sqlite");
         let m = marker();
+        let _reaper = Reaper(m.clone());
         // The leader waits; its group holds two sleepers.
         let script = format!(
             "sleep {m} & sleep {m} & echo $$ > {}/leader; wait",

@@ -75,6 +75,16 @@ async fn appear(marker: &str) -> bool {
 }
 
 /// Kill what a test expected to survive, so nothing leaks from the suite.
+/// Kills what carries its marker when dropped, so a failing test leaves
+/// nothing running either.
+struct Reaper(String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        reap(&self.0);
+    }
+}
+
 fn reap(marker: &str) {
     for pid in survivors(marker) {
         // SAFETY: kill(2) on a pid we just found carrying our marker.
@@ -167,6 +177,7 @@ async fn run_escape(
     let dir = tempfile::tempdir().expect("tempdir");
     let note = dir.path().join("cgroup");
     let m = marker();
+    let _reaper = Reaper(m.clone());
     let h = rt.spawn(script(escape, end, &m, &note)).expect("spawn");
     let mut s = h.subscribe();
     while let Some(ev) = s.next().await {
@@ -446,6 +457,7 @@ async fn kept_leftovers_survive_a_normal_exit() {
     for c in [Containment::Auto, Containment::ProcessGroup] {
         let rt = runtime(c);
         let m = marker();
+        let _reaper = Reaper(m.clone());
         let h = rt
             .spawn(
                 Command::sh(format!("sleep {m} >/dev/null 2>&1 & echo started"))
@@ -466,6 +478,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
     for c in [Containment::Auto, Containment::ProcessGroup] {
         let rt = runtime(c);
         let m = marker();
+        let _reaper = Reaper(m.clone());
         let h = rt
             .spawn(Command::sh(format!("sleep {m} & echo ready; wait")))
             .expect("spawn");
@@ -487,6 +500,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
 async fn shutdown_stops_escaped_trees() {
     let rt = runtime(Containment::Auto);
     let m = marker();
+    let _reaper = Reaper(m.clone());
     let h = rt
         .spawn(Command::sh(format!(
             "(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
