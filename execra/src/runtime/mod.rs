@@ -272,8 +272,8 @@ impl Runtime {
     }
 
     /// Request cancellation of a job. Returns at once; the job then
-    /// finalizes as `Cancelled` after its process group exits (TERM, then
-    /// KILL after the grace period) and its pipes drain. A queued job
+    /// finalizes as `Cancelled` after its process tree exits (TERM to every
+    /// process of it, then KILL after the grace period) and its pipes drain. A queued job
     /// finalizes without ever starting. A finished job: `Ok`, nothing
     /// happens. An unknown id: [`Error::UnknownJob`].
     pub fn cancel(&self, id: JobId) -> Result<(), Error> {
