@@ -24,18 +24,19 @@ pub async fn run(spec: &Spec) -> Report {
             let h = rt
                 .spawn(Command::new("seq").arg(n.to_string()))
                 .expect("ours: spawn seq");
+            // Batched consumption (one wake-up per batch of events).
             let mut events = h.subscribe();
             let consumer = async move {
                 let (mut lines, mut skipped, mut finalized) = (0u64, 0u64, false);
-                while let Some(ev) = events.next().await {
-                    match ev {
-                        Event::OutputAppended { .. } => lines += 1,
-                        Event::OutputSkipped { count, .. } => skipped += count,
-                        Event::Finalized { .. } => {
-                            finalized = true;
-                            break;
+                let mut batch = Vec::with_capacity(1024);
+                while events.next_batch(&mut batch, 1024).await > 0 {
+                    for ev in batch.drain(..) {
+                        match ev {
+                            Event::OutputAppended { .. } => lines += 1,
+                            Event::OutputSkipped { count, .. } => skipped += count,
+                            Event::Finalized { .. } => finalized = true,
+                            _ => {}
                         }
-                        _ => {}
                     }
                 }
                 (lines, skipped, finalized)

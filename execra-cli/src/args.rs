@@ -73,6 +73,25 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=VALUE, repeatable).
     #[arg(long = "env", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Set an environment variable whose value is secret (KEY=VALUE,
+    /// repeatable): the program gets it, history and output show ********.
+    #[arg(long = "secret-env", value_parser = parse_env, value_name = "KEY=VALUE")]
+    pub secret_env: Vec<(String, String)>,
+    /// Run the program on a pseudo-terminal (Unix): tools that only show
+    /// progress or prompts on a terminal do so. Output is one stream,
+    /// without colours.
+    #[arg(long)]
+    pub pty: bool,
+    /// Size of the pseudo-terminal, COLSxROWS (implies --pty).
+    #[arg(long, value_parser = parse_pty_size, value_name = "COLSxROWS")]
+    pub pty_size: Option<execra::PtySize>,
+    /// Decode the program's output from this encoding instead of UTF-8
+    /// (gbk, gb18030, shift_jis, euc-kr, windows-1252, utf-16le, …).
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+    /// Stop the job when it has printed nothing for this long (e.g. 2m).
+    #[arg(long, value_parser = parse_idle_timeout, value_name = "DURATION")]
+    pub idle_timeout: Option<Duration>,
     /// Print one JSON event per line (the wire protocol) instead of output.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +99,10 @@ pub struct RunArgs {
     /// be created, else a process group) or `process-group`.
     #[arg(long, env = "EXECRA_CONTAINMENT", default_value = "auto", value_parser = parse_containment)]
     pub containment: execra::Containment,
+    /// Give the job `/dev/null` as stdin (by default it reads ours: a pipe
+    /// or file as is, the terminal by forwarding).
+    #[arg(long)]
+    pub no_stdin: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
@@ -175,6 +198,28 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the idle timeout must be greater than zero (omit it for none)".to_string());
+    }
+    Ok(d)
+}
+
+/// `120x40` → 120 columns, 40 rows.
+pub fn parse_pty_size(s: &str) -> Result<execra::PtySize, String> {
+    let bad = || format!("expected COLSxROWS such as 120x40, got {s:?}");
+    let (c, r) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let cols: u16 = c.trim().parse().map_err(|_| bad())?;
+    let rows: u16 = r.trim().parse().map_err(|_| bad())?;
+    if cols == 0 || rows == 0 {
+        return Err(format!(
+            "invalid terminal size {s:?}: columns and rows must be at least 1"
+        ));
+    }
+    Ok(execra::PtySize::new(cols, rows))
+}
+
 fn parse_state(s: &str) -> Result<execra::JobState, String> {
     s.parse()
 }
@@ -192,5 +237,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn idle_timeouts_and_pty_sizes() {
+        assert_eq!(parse_idle_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_idle_timeout("0s")
+            .unwrap_err()
+            .contains("greater than zero"));
+        assert_eq!(parse_pty_size("120x40"), Ok(execra::PtySize::new(120, 40)));
+        assert!(parse_pty_size("0x0").unwrap_err().contains("at least 1"));
+        assert!(parse_pty_size("big").is_err());
     }
 }

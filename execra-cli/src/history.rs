@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use execra::output::LogTail;
 use execra::store::{JobsFilter, Store};
-use execra::{Event, Job, JobId, Stream};
+use execra::{Event, Job, JobId, JobState, Stream};
 
 use crate::args::{CancelArgs, IdArg, LogsArgs, LsArgs, ShowArgs};
 use crate::run::open_runtime;
@@ -16,6 +16,42 @@ use crate::{CliError, Paths};
 fn open_store(paths: &Paths) -> Result<Store, CliError> {
     Store::open(&paths.db)
         .map_err(|e| CliError::new(format!("cannot open history {}: {e}", paths.db.display())))
+}
+
+/// Open the history for `ls`, `show` and `logs`, first finalizing jobs
+/// whose host process is gone (a crashed or `kill -9`ed `execra run`), with
+/// the same per-job owner check the runtime makes when it opens the file
+/// ([`Store::resurrect_stranded_jobs`]): so a reader never shows a dead
+/// host's job as running, and the file says the same to everyone after.
+/// Jobs of a live `execra run` (or any live runtime) are left alone. If the
+/// file cannot be written (read-only), the jobs are shown as stored and a
+/// warning says why they could not be reconciled.
+fn open_reader(paths: &Paths) -> Result<Store, CliError> {
+    let store = open_store(paths)?;
+    reconcile(&store);
+    Ok(store)
+}
+
+/// Finalize stranded jobs; a failure is a warning, not an error. Without
+/// an unfinished job in the file (the usual case) this only reads, so a
+/// reader does not wait for a busy writer's lock.
+fn reconcile(store: &Store) {
+    let unfinished = [JobState::Queued, JobState::Running, JobState::Exited]
+        .into_iter()
+        .any(|state| {
+            let filter = JobsFilter {
+                state: Some(state),
+                ..JobsFilter::default()
+            };
+            // An error here is not ours to report: the real read follows.
+            store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
+        });
+    if !unfinished {
+        return;
+    }
+    if let Err(e) = store.resurrect_stranded_jobs() {
+        eprintln!("execra: warning: could not finalize jobs whose host process is gone: {e}");
+    }
 }
 
 /// Find a job by full id or unique prefix (hyphens optional).
@@ -67,13 +103,20 @@ fn title(job: &Job) -> String {
 }
 
 pub fn ls(a: LsArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
-    let store = open_store(paths)?;
+    let store = open_reader(paths)?;
     let filter = JobsFilter {
         tag: a.tag,
         state: a.state,
         ..JobsFilter::default()
     };
-    let jobs = store.list_jobs(a.limit, &filter)?;
+    let listing = store.list_jobs_reporting(a.limit, &filter)?;
+    for skipped in &listing.skipped {
+        eprintln!(
+            "execra: warning: skipping job {} (its history row cannot be read: {})",
+            skipped.id, skipped.error
+        );
+    }
+    let jobs = listing.jobs;
     let mut out = std::io::stdout().lock();
     if a.json {
         for j in &jobs {
@@ -129,7 +172,7 @@ fn visible_len(s: &str) -> usize {
 }
 
 pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
-    let store = open_store(paths)?;
+    let store = open_reader(paths)?;
     let job = resolve(&store, &a.id)?;
     let events = store.list_events(job.id, usize::MAX)?;
     let mut out = std::io::stdout().lock();
@@ -223,7 +266,7 @@ fn print_line(stream: Stream, text: &str) {
 }
 
 pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
-    let store = open_store(paths)?;
+    let store = open_reader(paths)?;
     let job = resolve(&store, &a.id)?;
     if a.follow && !job.state.is_terminal() {
         return follow(&store, job.id, paths).await;
@@ -237,11 +280,15 @@ pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
 
 /// Tail a running job's raw log (gzipped while written, readable up to its
 /// last flush) until the job ends, then print whatever the final log has
-/// beyond what was shown.
+/// beyond what was shown. The job also ends for us when its host process
+/// dies: every second the stranded jobs are reconciled, which finalizes it.
 async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError> {
     let mut tail = LogTail::new(&paths.logs, id);
     let mut shown = 0usize;
-    loop {
+    for tick in 0u64.. {
+        if tick % 5 == 4 {
+            reconcile(store);
+        }
         let done = store
             .load_job(id)?
             .map(|j| j.state.is_terminal())

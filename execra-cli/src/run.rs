@@ -1,18 +1,30 @@
 //! `execra run`: spawn, stream, draw progress, map the verdict to an exit
 //! code.
+//!
+//! Output is lossless: the job is subscribed with
+//! [`Lag::Backpressure`](execra::Lag::Backpressure), so when our stdout is
+//! slow (a terminal, a pipe, a disk) the job waits, as in a shell pipe. It is
+//! read in batches ([`EventStream::next_batch`](execra::EventStream::next_batch))
+//! and written through buffered writers. Stdin is passed on: a pipe or file
+//! as is, a terminal by forwarding, `/dev/null` with `--no-stdin`. When our
+//! stdout is closed or cannot be written, the job is cancelled (exit 141 for
+//! a closed pipe).
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::time::Duration;
 
 use execra::interpret::ProgressDetector;
-use execra::{Command, Event, FailureReason, Outcome, Progress, RawOutputPolicy, Runtime, Stream};
+use execra::{
+    Command, Event, FailureReason, Outcome, Progress, RawOutputPolicy, Runtime, StdinMode, Stream,
+    SubscribeOptions,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::RunArgs;
 use crate::style::Style;
 use crate::{CliError, Paths};
 
-/// Exit code for a timed-out job (as `timeout(1)`).
+/// Exit code for a timed-out job (as `timeout(1)`), wall-clock or idle.
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit code when the program could not be started for another reason.
 pub const EXIT_SPAWN_FAILED: u8 = 125;
@@ -22,6 +34,9 @@ pub const EXIT_NOT_EXECUTABLE: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
 /// Exit code for a cancelled job (Ctrl-C).
 pub const EXIT_CANCELLED: u8 = 130;
+/// Exit code when our stdout was closed (`execra run … | head`), as for a
+/// program killed by `SIGPIPE`; the job is cancelled.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Open the runtime every subcommand shares: history plus gzipped raw logs.
 pub fn open_runtime(paths: &Paths) -> Result<Runtime, CliError> {
@@ -63,18 +78,104 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     for (k, v) in &a.env {
         cmd = cmd.env(k.clone(), v.clone());
     }
+    for (k, v) in &a.secret_env {
+        cmd = cmd.secret_env(k.clone(), v.clone());
+    }
+    if a.pty || a.pty_size.is_some() {
+        cmd = cmd.pty(a.pty_size.unwrap_or_default());
+    }
+    if let Some(e) = &a.encoding {
+        execra::output::encoding_for_label(e).map_err(CliError::usage)?;
+        cmd = cmd.encoding(e.clone());
+    }
+    if let Some(d) = a.idle_timeout {
+        cmd = cmd.idle_timeout(d);
+    }
+    // Stdin: `/dev/null` on request; a pipe or file is handed to the job as
+    // is; a terminal is read here and forwarded (the job runs in its own
+    // process group, which may not read the terminal itself), and so is
+    // anything for a job on a PTY (its stdin is the PTY).
+    let pty = a.pty || a.pty_size.is_some();
+    let forward = !a.no_stdin && (pty || std::io::stdin().is_terminal());
+    cmd = cmd.stdin(if a.no_stdin {
+        StdinMode::Null
+    } else if forward {
+        StdinMode::Interactive
+    } else {
+        StdinMode::Inherit
+    });
     let handle = rt.spawn(cmd)?;
     let id = handle.id();
-    let mut events = handle.subscribe();
-    let mut ui = Ui::new(a.json);
+    // Backpressure: the job waits for the terminal (or the file, or the
+    // pipe) as it would in a shell pipe; no line is ever skipped.
+    let events = handle.subscribe_with(SubscribeOptions::backpressure());
+    if forward {
+        forward_stdin(rt.clone(), id);
+    }
+    // The consumer runs on a worker thread (not the `block_on` thread): the
+    // job's driver wakes it without a cross-thread unpark per batch.
+    let consumer = tokio::spawn(consume(rt.clone(), id, events, Ui::new(a.json)));
+    let mut ui = match consumer.await {
+        Ok(r) => r?,
+        Err(e) => {
+            // The consumer panicked: make sure the job does not outlive us.
+            let _ = rt.cancel(id);
+            return Err(CliError::new(format!(
+                "internal error while streaming: {e}"
+            )));
+        }
+    };
+    let outcome = handle.await;
+    ui.finish();
+    // History is durable once the handle resolved; nothing else to wait for.
+    let exit = rt.job(id).and_then(|j| j.exit);
+    match ui.broken.take() {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // As a program killed by SIGPIPE would exit in a shell pipe.
+            return Ok(EXIT_BROKEN_PIPE);
+        }
+        Some(e) => {
+            return Err(CliError::new(format!(
+                "cannot write the job's output ({e}); job {id} was cancelled"
+            )));
+        }
+        None => {}
+    }
+    if !a.json && !outcome.is_success() {
+        eprintln!("execra: job {id} {}", outcome.message());
+    }
+    Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
+}
+
+/// Stream the job's events to the terminal until its stream ends; cancel it
+/// on Ctrl-C / SIGTERM / SIGHUP or when our output cannot be written.
+async fn consume(
+    rt: Runtime,
+    id: execra::JobId,
+    mut events: execra::EventStream,
+    mut ui: Ui,
+) -> Result<Ui, CliError> {
     let mut cancelled = false;
     let mut stop = stop_signals();
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
+        let flush_at = ui.flush_at;
         tokio::select! {
-            ev = events.next() => match ev {
-                Some(ev) => ui.event(&ev),
-                None => break,
-            },
+            n = events.next_batch(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                for ev in batch.drain(..) {
+                    ui.event(&ev);
+                }
+                if ui.broken.is_some() && !cancelled {
+                    // Nobody reads our output any more (`| head`, disk
+                    // full): stop the job the runtime's way.
+                    cancelled = true;
+                    rt.cancel(id)?;
+                }
+            }
+            _ = sleep_until_opt(flush_at), if flush_at.is_some() => ui.flush(),
             _ = stop.recv(), if !cancelled => {
                 cancelled = true;
                 ui.note("cancelling: stopping the job's whole process tree…");
@@ -82,13 +183,52 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
             }
         }
     }
-    let outcome = handle.await;
-    ui.finish();
-    let exit = rt.job(id).and_then(|j| j.exit);
-    if !a.json && !outcome.is_success() {
-        eprintln!("execra: job {id} {}", outcome.message());
+    Ok(ui)
+}
+
+/// Events taken per wake-up.
+const BATCH: usize = 4096;
+
+/// How long written output may sit in the buffer before it is shown.
+const FLUSH_DELAY: Duration = Duration::from_millis(15);
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
-    Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
+}
+
+/// Read our stdin (the terminal, or anything for a PTY job) on a plain
+/// thread (a blocking read must not hold up the async runtime or its
+/// shutdown) and forward it to the job; end-of-file (Ctrl-D) closes the
+/// job's stdin.
+fn forward_stdin(rt: Runtime, id: execra::JobId) {
+    let fallback = rt.clone();
+    let spawned = std::thread::Builder::new()
+        .name("execra-stdin".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut stdin = std::io::stdin();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = rt.close_stdin(id);
+                        break;
+                    }
+                    Ok(n) => {
+                        if rt.write_stdin(id, buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    if spawned.is_err() {
+        // No thread: the job reads end-of-file instead of the terminal.
+        let _ = fallback.close_stdin(id);
+    }
 }
 
 /// Ctrl-C, and on Unix also SIGTERM and SIGHUP (terminal closed): each
@@ -133,7 +273,7 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
             FailureReason::NonZeroExit { code } => clamp_code(*code),
             FailureReason::KnownError { .. } => code.map(clamp_code).unwrap_or(1),
             FailureReason::Signal { signal } => 128u8.saturating_add((*signal).clamp(0, 127) as u8),
-            FailureReason::Timeout => EXIT_TIMEOUT,
+            FailureReason::Timeout | FailureReason::IdleTimeout { .. } => EXIT_TIMEOUT,
             FailureReason::SpawnFailed { error } => {
                 if error.contains("not found") {
                     EXIT_NOT_FOUND
@@ -143,6 +283,8 @@ pub fn exit_code(outcome: &Outcome, code: Option<i32>) -> u8 {
                     EXIT_SPAWN_FAILED
                 }
             }
+            // A failure kind added after this CLI was written.
+            _ => 1,
         },
     }
 }
@@ -155,22 +297,45 @@ fn clamp_code(c: i32) -> u8 {
 }
 
 /// What the terminal shows while the job runs.
+///
+/// Output goes through one buffered writer per stream (the job's stdout to
+/// ours, its stderr to ours), flushed [`FLUSH_DELAY`] after the first
+/// unflushed line, before a redraw, a prompt or a note, and at exit. When
+/// both are the same terminal, switching streams flushes the other one
+/// first, so lines keep their order on screen.
 struct Ui {
     json: bool,
     bar: Option<ProgressBar>,
     show_bar: bool,
     phase: Option<String>,
     redraw: Option<String>,
+    out: BufWriter<std::io::Stdout>,
+    err: BufWriter<std::io::Stderr>,
+    /// Both streams are terminals (likely the same one).
+    interleave: bool,
+    last: Stream,
+    /// When buffered output is due on screen.
+    flush_at: Option<tokio::time::Instant>,
+    /// Writing our stdout failed (closed pipe, full disk): output is
+    /// dropped from then on and the job is cancelled.
+    broken: Option<std::io::Error>,
 }
 
 impl Ui {
     fn new(json: bool) -> Self {
+        let interleave = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         Ui {
             json,
             bar: None,
             show_bar: !json && std::io::stderr().is_terminal(),
             phase: None,
             redraw: None,
+            out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            err: BufWriter::with_capacity(16 * 1024, std::io::stderr()),
+            interleave,
+            last: Stream::Stdout,
+            flush_at: None,
+            broken: None,
         }
     }
 
@@ -186,22 +351,66 @@ impl Ui {
         self.bar.as_ref()
     }
 
-    fn print(&self, stream: Stream, line: &str) {
-        let write = || match stream {
-            Stream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-            }
-            Stream::Stderr => eprintln!("{line}"),
+    /// Something was buffered: make sure it is shown soon.
+    fn dirty(&mut self) {
+        if self.flush_at.is_none() {
+            self.flush_at = Some(tokio::time::Instant::now() + FLUSH_DELAY);
+        }
+    }
+
+    /// Show everything buffered (above the progress bar, if any).
+    fn flush(&mut self) {
+        self.flush_at = None;
+        let (out, err) = (&mut self.out, &mut self.err);
+        let mut r = Ok(());
+        let mut write = || {
+            r = out.flush();
+            let _ = err.flush();
         };
         match &self.bar {
             Some(bar) => bar.suspend(write),
             None => write(),
         }
+        self.check(r);
     }
 
-    fn note(&self, msg: &str) {
+    fn check(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            if self.broken.is_none() {
+                self.broken = Some(e);
+            }
+        }
+    }
+
+    fn print(&mut self, stream: Stream, line: &str) {
+        if self.interleave && stream != self.last {
+            self.flush();
+        }
+        self.last = stream;
+        match stream {
+            Stream::Stdout => {
+                if self.broken.is_some() {
+                    return;
+                }
+                let r = self
+                    .out
+                    .write_all(line.as_bytes())
+                    .and_then(|_| self.out.write_all(b"\n"));
+                self.check(r);
+            }
+            Stream::Stderr => {
+                let _ = self
+                    .err
+                    .write_all(line.as_bytes())
+                    .and_then(|_| self.err.write_all(b"\n"));
+            }
+        }
+        self.dirty();
+    }
+
+    fn note(&mut self, msg: &str) {
         if !self.json {
+            self.flush();
             match &self.bar {
                 Some(bar) => bar.suspend(|| eprintln!("execra: {msg}")),
                 None => eprintln!("execra: {msg}"),
@@ -223,9 +432,12 @@ impl Ui {
 
     fn event(&mut self, ev: &Event) {
         if self.json {
-            if let Ok(s) = serde_json::to_string(ev) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{s}");
+            if self.broken.is_none() {
+                if let Ok(s) = serde_json::to_string(ev) {
+                    let r = writeln!(self.out, "{s}");
+                    self.check(r);
+                    self.dirty();
+                }
             }
             return;
         }
@@ -242,6 +454,7 @@ impl Ui {
             Event::OutputAppended {
                 line, redraw: true, ..
             } => {
+                self.flush();
                 self.redraw = Some(line.clone());
                 let msg = self.message();
                 if let Some(bar) = self.bar() {
@@ -249,7 +462,9 @@ impl Ui {
                 }
             }
             Event::OutputSkipped { count, .. } => {
-                self.note(&format!("{count} output lines skipped (terminal too slow)"));
+                // Not expected with a backpressure subscription; say so if
+                // it ever happens rather than lose lines silently.
+                self.note(&format!("{count} output lines skipped"));
             }
             Event::PhaseEntered { name, label, .. } => {
                 self.phase = Some(label.clone().unwrap_or_else(|| name.clone()));
@@ -295,6 +510,7 @@ impl Ui {
     }
 
     fn finish(&mut self) {
+        self.flush();
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -71,8 +71,16 @@ impl Style {
                     execra::FailureReason::NonZeroExit { code } => format!("exit {code}"),
                     execra::FailureReason::Signal { signal } => format!("signal {signal}"),
                     execra::FailureReason::KnownError { code, .. } => code.clone(),
+                    execra::FailureReason::SpawnFailed { error }
+                        if error == execra::store::STRANDED_ERROR =>
+                    {
+                        "host exited".to_string()
+                    }
                     execra::FailureReason::SpawnFailed { .. } => "spawn".to_string(),
                     execra::FailureReason::Timeout => "timeout".to_string(),
+                    execra::FailureReason::IdleTimeout { .. } => "idle timeout".to_string(),
+                    // A failure kind added after this CLI was written.
+                    _ => "other".to_string(),
                 }
             )),
             None => self.paint("34", state.as_str()),

@@ -290,3 +290,202 @@ fn logs_follow_tails_a_job_running_in_another_process() {
     assert!(follower.wait().unwrap().success());
     assert_eq!(rest, "second\n");
 }
+
+/// A private copy of the history written by the published execra 1.1
+/// (`execra/tests/fixtures/history-1.1.sqlite`).
+fn copy_1_1_fixture(dir: &Path) -> std::path::PathBuf {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../execra/tests/fixtures/history-1.1.sqlite");
+    let db = dir.join("h.sqlite");
+    std::fs::copy(&fixture, &db).expect("copy the 1.1 fixture");
+    db
+}
+
+#[test]
+fn ls_and_show_display_a_1_1_history_and_run_appends_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = copy_1_1_fixture(dir.path());
+    let ls = execra(&db, &["ls"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let ls = text(&ls.stdout);
+    for (label, verdict) in [
+        ("Install ripgrep 14", "succeeded"),
+        ("Exit 2", "failed (exit 2)"),
+        ("sleep 100", "failed (signal 9)"),
+        ("Install nope", "failed (not_found)"),
+        ("Missing tool", "failed (spawn)"),
+        ("Too slow", "failed (timeout)"),
+        ("Cancelled by user", "cancelled"),
+        // 1.1's host crashed while this ran: not shown as running.
+        ("Crashed host", "failed (host exited)"),
+        ("Real 1.1 job", "succeeded"),
+    ] {
+        assert!(
+            ls.lines()
+                .any(|l| l.contains(verdict) && l.trim_end().ends_with(label)),
+            "no {label:?} {verdict:?} line in:\n{ls}"
+        );
+    }
+    assert!(!ls.contains("running"), "{ls}");
+
+    let show = execra(
+        &db,
+        &["show", "01941a2b000070008000000000000001", "--events"],
+    );
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let show = text(&show.stdout);
+    for want in [
+        "Install ripgrep 14",
+        "scoop install ripgrep",
+        "install, pinned",
+        "2025-01-01 00:00:01",
+        "ripgrep installed",
+        "Downloading",
+        "[disk_low]",
+        "[update_available]",
+        "prompt_detected",
+    ] {
+        assert!(show.contains(want), "no {want:?} in:\n{show}");
+    }
+
+    let run = execra(
+        &db,
+        &["run", "--label", "after-upgrade", "--", "echo", "hi"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let json = execra(&db, &["ls", "--json"]);
+    let jobs: Vec<execra::Job> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 10, "9 jobs from 1.1 and the new one");
+    assert_eq!(jobs[0].label.as_deref(), Some("after-upgrade"));
+}
+
+#[test]
+fn ls_skips_a_corrupt_row_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    for label in ["good", "bad"] {
+        let out = execra(&db, &["run", "--label", label, "--", "true"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let json = execra(&db, &["ls", "--json"]);
+    let jobs: Vec<execra::Job> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bad = jobs
+        .iter()
+        .find(|j| j.label.as_deref() == Some("bad"))
+        .unwrap()
+        .id;
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE jobs SET outcome = '{\"kind\":\"exploded\"}' WHERE id = ?1",
+            [bad.0.as_bytes()],
+        )
+        .unwrap();
+
+    let ls = execra(&db, &["ls"]);
+    assert_eq!(ls.status.code(), Some(0), "{}", text(&ls.stderr));
+    let (out, err) = (text(&ls.stdout), text(&ls.stderr));
+    assert!(out.contains("good") && !out.contains("bad"), "{out}");
+    assert!(
+        err.contains(&format!("skipping job {bad}")) && err.contains("exploded"),
+        "{err}"
+    );
+}
+
+/// `kill -9` of an `execra run` host: readers tell the truth at once, and a
+/// `logs --follow` of its job ends.
+#[cfg(unix)]
+#[test]
+fn a_job_of_a_killed_host_is_not_shown_running_and_follow_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    let mut host = Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(&db)
+        .args(["run", "--", "sleep", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start execra run");
+    let start = Instant::now();
+    let job = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the job never showed up as running"
+        );
+        let ls = execra(&db, &["ls", "--json", "--state", "running"]);
+        if let Some(line) = text(&ls.stdout).lines().next() {
+            let job: execra::Job = serde_json::from_str(line).unwrap();
+            break job;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A live host's job is left alone by readers.
+    let show = execra(&db, &["show", &job.id.to_string(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["job"]["state"], "running", "{shown}");
+    let sleep_pid = {
+        let show = execra(&db, &["show", &job.id.to_string(), "--json", "--events"]);
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "job_started")
+            .and_then(|e| e["pid"].as_i64())
+            .expect("job_started with a pid")
+    };
+
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_execra"))
+        .arg("--db")
+        .arg(&db)
+        .args(["logs", "--follow", &job.id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "follow ended while the job ran"
+    );
+
+    host.kill().unwrap(); // SIGKILL
+    host.wait().unwrap();
+
+    let ls = execra(&db, &["ls"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let ls = text(&ls.stdout);
+    assert!(!ls.contains("running"), "{ls}");
+    assert!(ls.contains("failed (host exited)"), "{ls}");
+    let show = execra(&db, &["show", &job.id.to_string()]);
+    let show = text(&show.stdout);
+    assert!(
+        show.contains("failed (host exited)") && show.contains("host process exited"),
+        "{show}"
+    );
+
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = follower.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = follower.kill();
+            panic!("logs --follow did not end after the host was killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "logs --follow failed: {status:?}");
+
+    // Whoever killed it (the reconcile kills a verified stranded group),
+    // leave no `sleep 300` behind.
+    // SAFETY: kill(2) with a pid read from the history; harmless if gone.
+    unsafe { libc::kill(sleep_pid as libc::pid_t, libc::SIGKILL) };
+}

@@ -200,7 +200,11 @@ message: string, } | { "kind": "spawn_failed",
 /**
  * What went wrong.
  */
-error: string, } | { "kind": "timeout" };
+error: string, } | { "kind": "timeout" } | { "kind": "idle_timeout", 
+/**
+ * The idle timeout, in milliseconds.
+ */
+after_ms: number, };
 
 export type Outcome = { "kind": "succeeded", 
 /**
@@ -503,6 +507,18 @@ job: JobId,
  * The prompt text.
  */
 prompt: string, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "ready", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * What the interpreter said, e.g. the line that showed readiness.
+ */
+message: string | null, 
 /**
  * When.
  */

@@ -23,6 +23,7 @@ pub const SECRET_PLACEHOLDER: &str = "********";
 
 /// What the child's standard input is connected to.
 #[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum StdinMode {
     /// `/dev/null` (the default): the child reads end-of-file at once.
     #[default]
@@ -75,6 +76,49 @@ pub struct Command {
     stdin: StdinMode,
     interpreter: Option<Box<dyn Interpreter + Send>>,
     keep_leftovers: bool,
+    /// Output encoding label ([`Command::encoding`]); `None` is UTF-8.
+    encoding: Option<String>,
+    /// Run on a pseudo-terminal of this size ([`Command::pty`]).
+    pty: Option<PtySize>,
+    /// Keep ANSI escape sequences in PTY output ([`Command::keep_ansi`]).
+    keep_ansi: bool,
+    /// Stop after this long without output ([`Command::idle_timeout`]).
+    idle_timeout: Option<Duration>,
+}
+
+/// The size of a pseudo-terminal, in character cells (see [`Command::pty`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PtySize {
+    /// Columns (characters per row). Must be at least 1.
+    pub cols: u16,
+    /// Rows. Must be at least 1.
+    pub rows: u16,
+}
+
+impl PtySize {
+    /// A `cols` × `rows` terminal.
+    pub fn new(cols: u16, rows: u16) -> Self {
+        PtySize { cols, rows }
+    }
+
+    /// `Err` with a readable message when either side is zero.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.cols == 0 || self.rows == 0 {
+            return Err(format!(
+                "invalid PTY size {}x{}: columns and rows must both be at least 1",
+                self.cols, self.rows
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for PtySize {
+    /// 80 × 24, the classic terminal.
+    fn default() -> Self {
+        PtySize { cols: 80, rows: 24 }
+    }
 }
 
 impl fmt::Debug for Command {
@@ -83,6 +127,10 @@ impl fmt::Debug for Command {
             .field("spec", &self.spec)
             .field("stdin", &self.stdin)
             .field("interpreter", &self.interpreter.is_some())
+            .field("encoding", &self.encoding)
+            .field("pty", &self.pty)
+            .field("keep_ansi", &self.keep_ansi)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -97,6 +145,17 @@ pub(crate) struct Launch {
     pub secrets: Vec<String>,
     /// Leave processes the main process left behind running at job end.
     pub keep_leftovers: bool,
+    /// The output encoding (UTF-8 unless [`Command::encoding`] said otherwise).
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Run on a pseudo-terminal of this size.
+    pub pty: Option<PtySize>,
+    /// Keep ANSI escape sequences in PTY output.
+    pub keep_ansi: bool,
+    /// Stop after this long without output.
+    pub idle_timeout: Option<Duration>,
+    /// A setting that cannot work (unknown encoding, 0×0 PTY, zero idle
+    /// timeout): the job fails to start with this message.
+    pub invalid: Option<String>,
 }
 
 impl Command {
@@ -109,6 +168,10 @@ impl Command {
             stdin: StdinMode::Null,
             interpreter: None,
             keep_leftovers: false,
+            encoding: None,
+            pty: None,
+            keep_ansi: false,
+            idle_timeout: None,
         }
     }
 
@@ -284,6 +347,65 @@ impl Command {
         self
     }
 
+    /// Decode the program's output from `label` (a WHATWG encoding label:
+    /// `"gbk"`, `"gb18030"`, `"shift_jis"`, `"euc-kr"`, `"windows-1252"`,
+    /// `"utf-16le"`, `"utf-16be"`, …) instead of UTF-8. Characters split
+    /// across reads are decoded whole; invalid bytes become U+FFFD. An
+    /// unknown label makes the job fail to start
+    /// (`Failed{SpawnFailed}` naming the label). Stdin is not re-encoded.
+    ///
+    /// ```
+    /// let cmd = execra::Command::new("legacy-tool").encoding("gbk");
+    /// ```
+    pub fn encoding(mut self, label: impl Into<String>) -> Self {
+        self.encoding = Some(label.into());
+        self
+    }
+
+    /// Run the program on a pseudo-terminal of `size` (Unix): it sees a
+    /// terminal on stdin, stdout and stderr, so tools that only draw
+    /// progress or prompts on a terminal do so. Its output is one merged
+    /// stream, delivered as [`Stream::Stdout`](crate::Stream::Stdout), with
+    /// ANSI escape sequences removed (see [`Command::keep_ansi`]). With
+    /// [`StdinMode::Interactive`], `write_stdin` types into the terminal
+    /// and `close_stdin` sends end-of-file (`^D`). Resize a running job with
+    /// [`JobHandle::resize_pty`](crate::JobHandle::resize_pty).
+    ///
+    /// A size with a zero side makes the job fail to start; so does a
+    /// platform without PTY support (Windows, for now).
+    ///
+    /// ```
+    /// use execra::{Command, PtySize};
+    /// let cmd = Command::new("git").args(["clone", "../repo"]).pty(PtySize::new(120, 40));
+    /// ```
+    pub fn pty(mut self, size: PtySize) -> Self {
+        self.pty = Some(size);
+        self
+    }
+
+    /// Keep ANSI escape sequences (colours, cursor moves) in the lines of a
+    /// PTY job, for consumers that render them. Off by default.
+    pub fn keep_ansi(mut self, yes: bool) -> Self {
+        self.keep_ansi = yes;
+        self
+    }
+
+    /// Stop the job when it has written nothing, on either stream, for `d`
+    /// (TERM → grace period → KILL, as for [`Command::timeout`]) and
+    /// finalize it as `Failed{IdleTimeout}`. Any output, even a redraw or a
+    /// partial line, restarts the clock. A zero duration makes the job fail
+    /// to start (leave it unset for no idle timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cmd = execra::Command::new("curl").arg("-O").arg("https://example.invalid/big")
+    ///     .idle_timeout(Duration::from_secs(120));
+    /// ```
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = Some(d);
+        self
+    }
+
     /// The persistable view of this command (secrets replaced).
     pub fn spec(&self) -> &CommandSpec {
         &self.spec
@@ -319,6 +441,23 @@ impl Command {
             }
             secrets.push(v);
         }
+        let mut invalid = None;
+        let encoding = match self.encoding.as_deref() {
+            None => encoding_rs::UTF_8,
+            Some(label) => crate::output::encoding_for_label(label).unwrap_or_else(|e| {
+                invalid = Some(e);
+                encoding_rs::UTF_8
+            }),
+        };
+        if let Some(Err(e)) = self.pty.map(|p| p.check()) {
+            invalid = Some(e);
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            invalid = Some(
+                "idle timeout must be greater than zero (leave it unset for no idle timeout)"
+                    .to_string(),
+            );
+        }
         Launch {
             spec: self.spec,
             args,
@@ -327,6 +466,11 @@ impl Command {
             interpreter: self.interpreter,
             secrets,
             keep_leftovers: self.keep_leftovers,
+            encoding,
+            pty: self.pty,
+            keep_ansi: self.keep_ansi,
+            idle_timeout: self.idle_timeout,
+            invalid,
         }
     }
 }

@@ -59,6 +59,7 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// The job was accepted (it may wait `queued` for a permit).
     JobCreated {
@@ -208,6 +209,18 @@ pub enum Event {
         #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
+    /// The job reported that it is ready (a server listening, a watcher
+    /// watching). Sent at most once per job; await it with
+    /// [`JobHandle::ready`](crate::JobHandle::ready).
+    Ready {
+        /// The job.
+        job: JobId,
+        /// What the interpreter said, e.g. the line that showed readiness.
+        message: Option<String>,
+        /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
+        at: SystemTime,
+    },
     /// The interpreter failed (it panicked, or asked for something invalid).
     InterpreterError {
         /// The job.
@@ -300,6 +313,7 @@ impl Event {
             | Event::KnownErrorDetected { job, .. }
             | Event::FindingEmitted { job, .. }
             | Event::PromptDetected { job, .. }
+            | Event::Ready { job, .. }
             | Event::InterpreterError { job, .. }
             | Event::Exited { job, .. }
             | Event::Finalized { job, .. }
@@ -326,6 +340,7 @@ impl Event {
             | Event::KnownErrorDetected { at, .. }
             | Event::FindingEmitted { at, .. }
             | Event::PromptDetected { at, .. }
+            | Event::Ready { at, .. }
             | Event::InterpreterError { at, .. }
             | Event::Exited { at, .. }
             | Event::Finalized { at, .. }
@@ -352,6 +367,7 @@ impl Event {
             Event::KnownErrorDetected { .. } => "known_error_detected",
             Event::FindingEmitted { .. } => "finding_emitted",
             Event::PromptDetected { .. } => "prompt_detected",
+            Event::Ready { .. } => "ready",
             Event::InterpreterError { .. } => "interpreter_error",
             Event::Exited { .. } => "exited",
             Event::Finalized { .. } => "finalized",

@@ -57,6 +57,7 @@ pub struct Context<'a> {
 
 /// What an interpreter may report.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum InterpreterEvent {
     /// Open a phase (nested inside the current one).
     EnterPhase {
@@ -106,6 +107,13 @@ pub enum InterpreterEvent {
     Prompt {
         /// The prompt text.
         prompt: String,
+    },
+    /// The job is ready (a server accepts connections, a watcher is
+    /// watching). Only the first one counts: the runtime emits one
+    /// [`Event::Ready`](crate::Event::Ready) per job and ignores repeats.
+    Ready {
+        /// Optional detail, e.g. the line that showed readiness.
+        message: Option<String>,
     },
     /// The outcome's summary.
     Summary {

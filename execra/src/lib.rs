@@ -46,7 +46,7 @@ pub mod store;
 #[cfg(feature = "tauri")]
 pub mod tauri;
 
-pub use command::{Command, CommandSpec, StdinMode, SECRET_PLACEHOLDER};
+pub use command::{Command, CommandSpec, PtySize, StdinMode, SECRET_PLACEHOLDER};
 pub use event::{Event, Stream};
 pub use finding::{Action, Finding, RelatedEntity, Severity};
 pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
@@ -56,8 +56,9 @@ pub use phase::{Phase, PhaseId};
 pub use process::{Containment, ResourceUsage};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
-    Error, EventStream, JobHandle, JobsQuery, RawOutputPolicy, RetentionPolicy, Runtime,
-    RuntimeBuilder,
+    Error, EventStream, JobHandle, JobsQuery, Lag, NotReady, RawOutputPolicy, RetentionPolicy,
+    Runtime, RuntimeBuilder, SubscribeOptions, DEFAULT_FINISHED_OUTPUT_BUDGET,
+    DEFAULT_MAX_LAG_BYTES, MEMORY_OUTPUT_BYTES, MEMORY_OUTPUT_LINES,
 };
 
 /// The README's examples are compiled as doctests so they stay true.

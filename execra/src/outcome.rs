@@ -136,6 +136,7 @@ impl fmt::Display for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailureReason {
     /// The process exited with a non-zero code.
     NonZeroExit {
@@ -161,6 +162,14 @@ pub enum FailureReason {
     },
     /// The job ran past its timeout and was stopped.
     Timeout,
+    /// The job wrote no output, on either stream, for its idle timeout
+    /// ([`Command::idle_timeout`](crate::Command::idle_timeout)) and was
+    /// stopped.
+    IdleTimeout {
+        /// The idle timeout, in milliseconds.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        after_ms: u64,
+    },
 }
 
 impl FailureReason {
@@ -172,7 +181,31 @@ impl FailureReason {
             FailureReason::KnownError { message, .. } => message.clone(),
             FailureReason::SpawnFailed { error } => format!("failed to start: {error}"),
             FailureReason::Timeout => "timed out".to_string(),
+            FailureReason::IdleTimeout { after_ms } => format!(
+                "stopped after {} without output (idle timeout)",
+                human_ms(*after_ms)
+            ),
         }
+    }
+}
+
+/// `250ms`, `2s`, `1.5s`, `2m`, `2m30s`.
+fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        return if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{:.1}s", ms as f64 / 1000.0)
+        };
+    }
+    let (m, s) = (ms / 60_000, (ms % 60_000) / 1000);
+    if s == 0 {
+        format!("{m}m")
+    } else {
+        format!("{m}m{s}s")
     }
 }
 

@@ -53,6 +53,7 @@ impl Default for RetentionPolicy {
 
 /// What a retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PruneReport {
     /// Event rows deleted.
     pub events: usize,

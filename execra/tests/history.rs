@@ -295,24 +295,69 @@ async fn bad_history_paths_are_clear_errors() {
     assert!(err.to_string().contains("/proc/execra-nope"), "{err}");
 }
 
+/// The body of the read-only-directory test; must run unprivileged (root
+/// ignores directory permissions).
+fn read_only_directory_body(ro: &Path) {
+    let err = Runtime::builder()
+        .history(ro.join("h.db"))
+        .build()
+        .expect_err("read-only");
+    assert!(err.to_string().contains("h.db"), "{err}");
+    println!("EXECRA_READONLY_OK {err}");
+}
+
+/// Unprivileged user and group the root-only parts of tests drop to.
+#[cfg(unix)]
+const NOBODY: u32 = 65534;
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_read_only_directory_is_a_clear_error() {
     use std::os::unix::fs::PermissionsExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        eprintln!("skipped: root ignores directory permissions");
+    use std::os::unix::process::CommandExt;
+    if let Some((role, path)) = role() {
+        if role == "readonly" {
+            read_only_directory_body(&path);
+        }
         return;
     }
     let dir = tmp();
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).expect("mkdir");
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).expect("chmod");
-    let err = Runtime::builder()
-        .history(ro.join("h.db"))
-        .build()
-        .expect_err("read-only");
-    assert!(err.to_string().contains("h.db"), "{err}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        read_only_directory_body(&ro);
+        return;
+    }
+    // Root ignores directory permissions (and CI runs as root): run the
+    // body in a copy of this test binary as an unprivileged user, in a
+    // directory that user can reach.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let exe = dir.path().join("test-bin");
+    std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy test binary");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new(&exe)
+        .args([
+            "a_read_only_directory_is_a_clear_error",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "readonly")
+        .env(HISTORY, &ro)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .current_dir(dir.path())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the test body as an unprivileged user (uid 65534)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("EXECRA_READONLY_OK"),
+        "the read-only-directory body did not pass as uid {NOBODY}: {}: {stdout}",
+        out.status
+    );
 }
 
 #[tokio::test]
@@ -611,9 +656,28 @@ async fn two_processes_write_one_history() {
     }
 }
 
-/// The child side, inside a private mount namespace whose history lives on
-/// a 256 KiB tmpfs.
+/// Largest file the disk-full child may write (`RLIMIT_FSIZE`).
+#[cfg(target_os = "linux")]
+const FILE_SIZE_LIMIT: u64 = 256 * 1024;
+
+/// The child side: files may not grow past [`FILE_SIZE_LIMIT`], so the
+/// history's writes fail (`EFBIG`, `SIGXFSZ` ignored) as on a full disk.
+#[cfg(target_os = "linux")]
 async fn disk_full(path: &Path) {
+    // SAFETY: plain signal(2)/setrlimit(2) calls on this process.
+    unsafe {
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        let limit = libc::rlimit {
+            rlim_cur: FILE_SIZE_LIMIT,
+            rlim_max: FILE_SIZE_LIMIT,
+        };
+        assert_eq!(
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit),
+            0,
+            "setrlimit: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     let rt = history_rt(path);
     let h = rt
         .spawn(
@@ -624,8 +688,14 @@ async fn disk_full(path: &Path) {
     let id = h.id();
     // The job still runs and finalizes.
     assert!(h.await.is_success());
-    let err = rt.flush().await.expect_err("the full disk is reported");
-    assert!(err.to_string().contains("full"), "{err}");
+    let err = rt
+        .flush()
+        .await
+        .expect_err("the failed writes are reported");
+    assert!(
+        matches!(&err, Error::Store(StoreError::WriteFailed { failures, .. }) if *failures > 0),
+        "{err:?}"
+    );
     // Nothing panicked and the file is still a readable history.
     let store = Store::open(path).expect("reopen");
     let state = store.load_job(id).expect("load").map(|j| j.state);
@@ -633,6 +703,9 @@ async fn disk_full(path: &Path) {
     println!("EXECRA_DISKFULL_OK {state:?} {err}");
 }
 
+/// Runs on any Linux, as any user: the child limits its own file size
+/// (`RLIMIT_FSIZE`), which needs no privilege, mount or namespace. The
+/// only test of the writer's retry and `StoreError::WriteFailed` path.
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_full_disk_is_reported_not_a_panic() {
@@ -642,39 +715,11 @@ async fn a_full_disk_is_reported_not_a_panic() {
         }
         return;
     }
-    let usable = std::process::Command::new("unshare")
-        .args(["-rm", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !usable {
-        eprintln!("skipped: cannot create a mount namespace (unshare -rm)");
-        return;
-    }
     let dir = tmp();
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).expect("mkdir");
-    let exe = std::env::current_exe().expect("exe");
-    let out = std::process::Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=256k tmpfs \"$1\" || exit 77; \
-             exec \"$2\" a_full_disk_is_reported_not_a_panic --exact --nocapture --test-threads=1",
-            "sh",
-        ])
-        .arg(&mnt)
-        .arg(&exe)
-        .env(ROLE, "diskfull")
-        .env(HISTORY, mnt.join("h.db"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run");
-    if out.status.code() == Some(77) {
-        eprintln!("skipped: cannot mount a tmpfs");
-        return;
-    }
+    let path = dir.path().join("h.db");
+    let out = child("a_full_disk_is_reported_not_a_panic", "diskfull", &path)
+        .wait_with_output()
+        .expect("run the disk-full child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("EXECRA_DISKFULL_OK"),
@@ -688,6 +733,9 @@ async fn a_full_disk_is_reported_not_a_panic() {
             .find(|l| l.contains("EXECRA_DISKFULL_OK"))
             .unwrap_or("")
     );
+    // The limit was what failed the writes: the file is at most that big.
+    let size = std::fs::metadata(&path).expect("history file").len();
+    assert!(size <= FILE_SIZE_LIMIT, "{size}");
 }
 
 /// Not a benchmark harness, a quick probe: `cargo test --release -p execra

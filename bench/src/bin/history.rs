@@ -6,10 +6,20 @@
 //! cargo run --release -p execra-bench --bin history-bench [-- --lines N --runs R]
 //! ```
 //!
+//! What is timed, identically for both crates: from `spawn` until the
+//! job's handle resolved (for ours, that is when every row of the job is
+//! committed and fsynced; the published crate writes each row synchronously
+//! before the handle resolves). Outside the window, for both: building the
+//! runtime (opening the file) before, and counting the rows stored
+//! (reopening the file, reading every event back) and dropping the
+//! runtime (our writer thread's join) after.
+//!
 //! Figures: event rows persisted per second (rows found in the history file
-//! afterwards ÷ time from spawn until the job's handle resolved), and the
-//! lateness of a 1 ms `tokio::time::interval` task running on the same tokio
-//! runtime during the job (p50 / p99 / max).
+//! afterwards ÷ the timed window), and the lateness of a 1 ms
+//! `tokio::time::interval` task running on the same tokio runtime during
+//! the window (p50 / p99 / max). The "no history" row is our runtime
+//! without a history file, with one subscriber counting the job's
+//! non-output events (there are no rows to count).
 
 use std::time::{Duration, Instant};
 
@@ -57,10 +67,9 @@ impl execra_pub::Interpreter for Published {
     }
 }
 
-/// Run `job` while a 1 ms interval measures its own lateness.
-async fn with_ticker<F: std::future::Future<Output = usize>>(
-    job: F,
-) -> (usize, Duration, Vec<f64>) {
+/// Run `job` while a 1 ms interval measures its own lateness; the time
+/// and lateness cover exactly the `job` future.
+async fn with_ticker<T, F: std::future::Future<Output = T>>(job: F) -> (T, Duration, Vec<f64>) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ticker = {
         let stop = stop.clone();
@@ -78,12 +87,12 @@ async fn with_ticker<F: std::future::Future<Output = usize>>(
         })
     };
     let t = Instant::now();
-    let rows = job.await;
+    let out = job.await;
     let took = t.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut late = ticker.await.expect("ticker task");
     late.sort_by(|a, b| a.total_cmp(b));
-    (rows, took, late)
+    (out, took, late)
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
@@ -111,8 +120,26 @@ async fn main() {
     println!("| run | impl | event rows | seconds | rows/s | tick lateness p50 / p99 / max (ms) |");
     println!("|---|---|---|---|---|---|");
     for run in 1..=runs {
-        // Ours without history (what the job itself costs), then with it.
-        let (rows, took, late) = with_ticker(ours(lines, None)).await;
+        // Ours without history (what the job itself costs).
+        let rt = execra::Runtime::new();
+        let (rows, took, late) = with_ticker(async {
+            let h = rt
+                .spawn(
+                    execra::Command::new("seq")
+                        .arg(lines.to_string())
+                        .interpreter(Ours),
+                )
+                .expect("spawn ours");
+            let mut events = h.subscribe();
+            let mut structural = 0;
+            while let Some(ev) = events.next().await {
+                structural += usize::from(!ev.is_output());
+            }
+            assert!(h.await.is_success());
+            structural
+        })
+        .await;
+        drop(rt);
         report(
             run,
             "ours, no history (events, not rows)",
@@ -120,17 +147,41 @@ async fn main() {
             took,
             &late,
         );
+
+        // Ours with history.
         let path = dir.join(format!("ours-{run}.sqlite"));
-        let (rows, took, late) = with_ticker(ours(lines, Some(&path))).await;
+        let rt = execra::Runtime::builder()
+            .history(&path)
+            .build()
+            .expect("open ours");
+        let (id, took, late) = with_ticker(async {
+            let h = rt
+                .spawn(
+                    execra::Command::new("seq")
+                        .arg(lines.to_string())
+                        .interpreter(Ours),
+                )
+                .expect("spawn ours");
+            let id = h.id();
+            assert!(h.await.is_success());
+            id
+        })
+        .await;
+        drop(rt);
+        let rows = execra::store::Store::open(&path)
+            .expect("reopen ours")
+            .list_events(id, usize::MAX)
+            .expect("events")
+            .len();
         report(run, "ours", rows, took, &late);
 
-        // Published 1.1.0.
+        // Published 1.1.0, the same window.
         let path = dir.join(format!("pub-{run}.sqlite"));
         let rt = execra_pub::Runtime::builder()
             .history(&path)
             .build()
             .expect("open pub");
-        let (rows, took, late) = with_ticker(async {
+        let (id, took, late) = with_ticker(async {
             let h = rt
                 .spawn(
                     execra_pub::Command::new("seq")
@@ -140,48 +191,18 @@ async fn main() {
                 .expect("spawn pub");
             let id = h.id();
             assert!(h.await.is_success());
-            let store = execra_pub::store::Store::open(&path).expect("reopen pub");
-            store.list_events(id, usize::MAX).expect("events").len()
+            id
         })
         .await;
-        report(run, "published 1.1.0", rows, took, &late);
         drop(rt);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Run the job on our runtime. With a history file: the number of event rows
-/// stored for it. Without: the number of non-output events it produced.
-async fn ours(lines: u64, history: Option<&std::path::Path>) -> usize {
-    let rt = match history {
-        Some(path) => execra::Runtime::builder()
-            .history(path)
-            .build()
-            .expect("open ours"),
-        None => execra::Runtime::new(),
-    };
-    let h = rt
-        .spawn(
-            execra::Command::new("seq")
-                .arg(lines.to_string())
-                .interpreter(Ours),
-        )
-        .expect("spawn ours");
-    let id = h.id();
-    let mut events = h.subscribe();
-    let mut structural = 0;
-    while let Some(ev) = events.next().await {
-        structural += usize::from(!ev.is_output());
-    }
-    assert!(h.await.is_success());
-    match history {
-        Some(path) => execra::store::Store::open(path)
-            .expect("reopen ours")
+        let rows = execra_pub::store::Store::open(&path)
+            .expect("reopen pub")
             .list_events(id, usize::MAX)
             .expect("events")
-            .len(),
-        None => structural,
+            .len();
+        report(run, "published 1.1.0", rows, took, &late);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn report(run: u64, name: &str, rows: usize, took: Duration, late: &[f64]) {

@@ -73,6 +73,11 @@ fn number(s: &str) -> Option<f64> {
 /// assert_eq!(detect_percent("no progress here"), None);
 /// ```
 pub fn detect_percent(text: &str) -> Option<f32> {
+    // Cheap pre-check: most output lines have no `%` (regex set-up per
+    // line costs more than the scan).
+    if !text.contains('%') {
+        return None;
+    }
     percent_re()
         .captures_iter(text)
         .filter_map(|c| number(c.get(1)?.as_str()))
@@ -91,6 +96,9 @@ pub fn detect_percent(text: &str) -> Option<f32> {
 /// assert_eq!(detect_count("released 2024/11/26"), None);
 /// ```
 pub fn detect_count(text: &str) -> Option<(u64, u64)> {
+    if !text.contains('/') {
+        return None;
+    }
     count_re().captures_iter(text).find_map(|c| {
         let done: u64 = c.get(1)?.as_str().parse().ok()?;
         let total: u64 = c.get(2)?.as_str().parse().ok()?;
@@ -110,6 +118,10 @@ pub fn detect_count(text: &str) -> Option<(u64, u64)> {
 /// assert_eq!(detect_bytes("1 KiB / 2 KiB"), Some((1024, 2048)));
 /// ```
 pub fn detect_bytes(text: &str) -> Option<(u64, u64)> {
+    // Needs `/` or `of` between the numbers.
+    if !text.contains('/') && !text.bytes().any(|b| b == b'o' || b == b'O') {
+        return None;
+    }
     bytes_re().captures_iter(text).find_map(|c| {
         let total_unit = unit_bytes(c.get(4)?.as_str())?;
         let done_unit = match c.get(2) {

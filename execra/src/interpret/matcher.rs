@@ -19,6 +19,7 @@ use crate::outcome::ExitCode;
 /// assert!(matches!(err, MatcherError::Json(_)));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MatcherError {
     /// The JSON could not be parsed.
     #[error("invalid problem matcher JSON: {0}")]

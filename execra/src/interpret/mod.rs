@@ -38,7 +38,7 @@
 //! [`Finding`]: crate::Finding
 //! [`RelatedEntity::Location`]: crate::RelatedEntity::Location
 
-mod ansi;
+use crate::output::ansi;
 mod chain;
 mod detect;
 mod matcher;

@@ -20,6 +20,7 @@ use crate::Stream;
 /// assert!(matches!(a, RuleAction::Warning { .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RuleAction {
     /// Recognised and deliberately ignored (also excluded from the fallback
     /// candidates).
@@ -56,6 +57,13 @@ pub enum RuleAction {
     /// Byte progress: capture `$1` is megabytes done, `$2` megabytes in all
     /// (1 MB = 10^6 bytes).
     ByteProgressMb,
+    /// The job is ready ([`InterpreterEvent::Ready`]; a server listening, a
+    /// watcher watching). Also runs on provisional redraws, so a readiness
+    /// line without a newline counts; the runtime reports readiness once.
+    Ready {
+        /// Template for the message.
+        template: String,
+    },
 }
 
 impl RuleAction {
@@ -179,6 +187,7 @@ impl Rule {
 /// | `known` | code, message, pattern | [`RuleAction::KnownError`] |
 /// | `summary` | message, pattern | [`RuleAction::Summary`] |
 /// | `byte_progress_mb` | pattern | [`RuleAction::ByteProgressMb`] |
+/// | `ready` | message, pattern | [`RuleAction::Ready`] |
 ///
 /// Labels and messages are templates (`$1`, `$2`, … — see
 /// [`render`](crate::interpret::render)). An invalid pattern panics when
@@ -195,8 +204,9 @@ impl Rule {
 ///     known,       "x.hash", "bad hash", r"(?i)hash check failed";
 ///     summary,     "Installed $1",      r"'([^']+)' was installed";
 ///     byte_progress_mb,                 r"([\d.]+) MB / ([\d.]+) MB";
+///     ready,       "up on port $1",     r"listening on :(\d+)";
 /// ];
-/// assert_eq!(table.len(), 7);
+/// assert_eq!(table.len(), 8);
 /// ```
 #[macro_export]
 macro_rules! rules {
@@ -247,11 +257,19 @@ macro_rules! rules {
     (@one byte_progress_mb, $p:expr) => {
         $crate::interpret::Rule::new(::std::convert::AsRef::<str>::as_ref(&$p), $crate::interpret::RuleAction::ByteProgressMb)
     };
+    (@one ready, $msg:expr, $p:expr) => {
+        $crate::interpret::Rule::new(
+            ::std::convert::AsRef::<str>::as_ref(&$p),
+            $crate::interpret::RuleAction::Ready {
+                template: ::std::string::String::from($msg),
+            },
+        )
+    };
     (@one $kind:ident, $($rest:tt)*) => {
         ::std::compile_error!(::std::concat!(
             "rules!: unknown rule kind or wrong number of arguments for `",
             ::std::stringify!($kind),
-            "` (kinds: benign, progress, enter_phase, warning, known, summary, byte_progress_mb)"
+            "` (kinds: benign, progress, enter_phase, warning, known, summary, byte_progress_mb, ready)"
         ))
     };
     ($($kind:ident, $($arg:expr),+);* $(;)?) => {{
@@ -459,8 +477,9 @@ fn is_separator(line: &str) -> bool {
 /// **Redraws.** The runtime calls [`Interpreter::on_redraw`] for provisional
 /// text (before a bare `\r`, or an unfinished line such as a prompt); the
 /// final text of the same line usually follows as a normal line. So on a
-/// redraw this interpreter only does progress work: if the first matching
-/// rule is a `progress` or `byte_progress_mb` rule it runs, any other first
+/// redraw this interpreter only does progress and readiness work: if the
+/// first matching rule is a `progress`, `byte_progress_mb` or `ready` rule it
+/// runs, any other first
 /// match does nothing (it will act on the final line), and with no match the
 /// detector runs. Phases, warnings, known errors, summaries, notes and the
 /// fallback bookkeeping only ever come from complete lines, so nothing is
@@ -801,6 +820,9 @@ impl<P: PhaseModel> Interpreter for RuleInterpreter<P> {
                 RuleAction::Summary { template } => out.push(InterpreterEvent::Summary {
                     text: render(template, caps),
                 }),
+                RuleAction::Ready { template } => out.push(InterpreterEvent::Ready {
+                    message: Some(render(template, caps)),
+                }),
             },
             None => {
                 self.run_detector(&text, &mut out);
@@ -830,6 +852,9 @@ impl<P: PhaseModel> Interpreter for RuleInterpreter<P> {
             .iter()
             .find_map(|r| r.captures(&text).map(|c| (&r.action, c)))
         {
+            Some((RuleAction::Ready { template }, caps)) => out.push(InterpreterEvent::Ready {
+                message: Some(render(template, &caps)),
+            }),
             Some((action, caps)) => self.progress_action(action, &caps, &mut out),
             None => self.run_detector(&text, &mut out),
         }

@@ -27,6 +27,7 @@ use crate::job::JobId;
 #[cfg(target_os = "linux")]
 pub(crate) mod cgroup;
 pub(crate) mod identity;
+pub(crate) mod pty;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -277,6 +278,8 @@ pub(crate) struct Spawned {
     pub child: tokio::process::Child,
     pub tree: ProcessTree,
     pub pid: u32,
+    /// The terminal's master side, for a [`Command::pty`](crate::Command::pty) job.
+    pub pty: Option<pty::PtyMaster>,
 }
 
 /// Build and start the OS process for `launch`, held as `containment`
@@ -318,8 +321,9 @@ pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io
     ProcessTree::spawn(launch, containment, job)
 }
 
-/// The OS command for `launch`, without containment.
-pub(crate) fn build(launch: &Launch) -> tokio::process::Command {
+/// The OS command for `launch`, without containment, and the master side
+/// of its terminal for a PTY job.
+pub(crate) fn build(launch: &Launch) -> io::Result<(tokio::process::Command, Option<pty::PtyMaster>)> {
     let spec = &launch.spec;
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&launch.args);
@@ -332,15 +336,23 @@ pub(crate) fn build(launch: &Launch) -> tokio::process::Command {
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    cmd.stdin(match launch.stdin {
-        StdinMode::Null => Stdio::null(),
-        StdinMode::Inherit => Stdio::inherit(),
-        StdinMode::Piped(_) | StdinMode::Interactive => Stdio::piped(),
-    });
-    cmd.stdout(Stdio::piped());
-    cmd.stderr(Stdio::piped());
     cmd.kill_on_drop(false);
-    cmd
+    // A PTY child leads its own session (and so its own process group);
+    // otherwise the containment layer puts it in a new group.
+    let pty = match launch.pty {
+        Some(size) => Some(pty::attach(&mut cmd, size)?),
+        None => {
+            cmd.stdin(match launch.stdin {
+                StdinMode::Null => Stdio::null(),
+                StdinMode::Inherit => Stdio::inherit(),
+                StdinMode::Piped(_) | StdinMode::Interactive => Stdio::piped(),
+            });
+            cmd.stdout(Stdio::piped());
+            cmd.stderr(Stdio::piped());
+            None
+        }
+    };
+    Ok((cmd, pty))
 }
 
 /// Reject a NUL byte in `value`; the error shows `shown` (the value as the

@@ -18,6 +18,7 @@ use crate::job::JobId;
 #[cfg(target_os = "linux")]
 use super::cgroup::JobCgroup;
 use super::identity::{self, ProcId};
+use super::pty::PtyMaster;
 use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
 
 /// A job's process tree: its process group, and its cgroup where there is
@@ -50,37 +51,46 @@ impl ProcessTree {
                 _ => None,
             };
             if let Some(cg) = cgroup {
-                let mut cmd = build(launch);
-                cmd.process_group(0);
+                let (mut cmd, pty) = build(launch)?;
+                new_group(&mut cmd, &pty);
                 enter_in_pre_exec(&mut cmd, &cg)?;
                 match cmd.spawn() {
-                    Ok(child) => return Self::attach(child, Some(cg)),
+                    Ok(child) => {
+                        // The child has its copies of a terminal's slave
+                        // side: drop ours, so the master reads end-of-file
+                        // once the child's are closed.
+                        drop(cmd);
+                        return Self::attach(child, pty, Some(cg));
+                    }
                     Err(_) => {
                         // Entering the cgroup may be what failed (no
                         // permission to move a process there): retry once
                         // on the process-group path, which reports the
                         // real error if the program itself cannot start.
-                        drop(cg);
-                        let mut cmd = build(launch);
-                        cmd.process_group(0);
+                        drop((cg, cmd, pty));
+                        let (mut cmd, pty) = build(launch)?;
+                        new_group(&mut cmd, &pty);
                         let child = cmd
                             .spawn()
                             .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+                        drop(cmd);
                         super::cgroup::mark_unusable();
-                        return Self::attach(child, None);
+                        return Self::attach(child, pty, None);
                     }
                 }
             }
         }
         #[cfg(not(target_os = "linux"))]
         let _ = (containment, job);
-        let mut cmd = build(launch);
-        cmd.process_group(0);
+        let (mut cmd, pty) = build(launch)?;
+        new_group(&mut cmd, &pty);
         let child = cmd
             .spawn()
             .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+        drop(cmd);
         Self::attach(
             child,
+            pty,
             #[cfg(target_os = "linux")]
             None,
         )
@@ -88,6 +98,7 @@ impl ProcessTree {
 
     fn attach(
         child: tokio::process::Child,
+        pty: Option<PtyMaster>,
         #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,
     ) -> io::Result<Spawned> {
         let pid = child
@@ -106,6 +117,7 @@ impl ProcessTree {
             child,
             tree,
             pid,
+            pty,
         })
     }
 
@@ -239,6 +251,15 @@ fn runs_via_shell_fallback(launch: &Launch) -> bool {
         return !(head[..n].starts_with(b"\x7fELF") || head[..n].starts_with(b"#!"));
     }
     false
+}
+
+/// A new process group led by the child — unless it runs on a terminal,
+/// where it leads a new session (and so a group) from `pty`'s `pre_exec`;
+/// `setsid` would fail in a process that already leads a group.
+fn new_group(cmd: &mut tokio::process::Command, pty: &Option<PtyMaster>) {
+    if pty.is_none() {
+        cmd.process_group(0);
+    }
 }
 
 /// In the child, between fork and exec: write `0` (the calling process) to

@@ -44,7 +44,7 @@ impl ProcessTree {
         _containment: Containment,
         _job: JobId,
     ) -> io::Result<Spawned> {
-        let mut cmd = build(launch);
+        let (mut cmd, pty) = build(launch)?;
         let mut flags = CREATE_SUSPENDED;
         if launch.spec.hide_window {
             flags |= CREATE_NO_WINDOW;
@@ -64,6 +64,7 @@ impl ProcessTree {
                 child,
                 tree,
                 pid,
+                pty,
             }),
             Err(e) => {
                 // Never run untracked: the suspended child never ran.

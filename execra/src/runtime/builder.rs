@@ -118,6 +118,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How much output all finished jobs together keep in memory for late
+    /// subscribers and [`Runtime::output`](super::Runtime::output) (default
+    /// 32 MiB). Each finished job keeps at most its last 1024 lines / 1 MiB;
+    /// past this total, the oldest finished jobs' output is dropped first
+    /// (a late subscriber then gets one `output_skipped`; their structural
+    /// events, snapshot and history stay).
+    pub fn finished_output_budget(mut self, bytes: usize) -> Self {
+        self.config.finished_output_budget = bytes;
+        self
+    }
+
     /// Build the runtime: opens the history and log directory if set.
     pub fn build(self) -> Result<Runtime, Error> {
         Runtime::from_config(self.config)

@@ -10,6 +10,7 @@ use crate::retention::RetentionPolicy;
 
 /// How raw stdout/stderr lines are kept after they are streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
     /// `[stderr] ` (flushed after each read of the pipes; complete before
@@ -22,7 +23,8 @@ pub enum RawOutputPolicy {
     /// the published 1.1 API's.)
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
-    /// Keep the last 1024 lines per job in memory (read them back with
+    /// Keep the last 1024 lines per job in memory, at most
+    /// [`MEMORY_OUTPUT_BYTES`] of them (read them back with
     /// [`Runtime::output`](crate::Runtime::output)); freed with the job.
     MemoryOnly,
     /// Keep nothing beyond the live event stream (the default).
@@ -32,6 +34,14 @@ pub enum RawOutputPolicy {
 
 /// Lines kept per job by [`RawOutputPolicy::MemoryOnly`].
 pub const MEMORY_OUTPUT_LINES: usize = 1024;
+
+/// Bytes kept per job by [`RawOutputPolicy::MemoryOnly`] (4 MiB; each line
+/// counted as its text plus 64 bytes): a 1 GiB line does not stay in memory.
+pub const MEMORY_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default [`RuntimeBuilder::finished_output_budget`](super::RuntimeBuilder::finished_output_budget):
+/// 32 MiB of output kept across all finished jobs.
+pub const DEFAULT_FINISHED_OUTPUT_BUDGET: usize = 32 * 1024 * 1024;
 
 /// Everything the builder can set.
 #[derive(Debug, Clone)]
@@ -49,6 +59,9 @@ pub(crate) struct RuntimeConfig {
     pub ring_bytes: usize,
     pub max_finished_jobs: usize,
     pub containment: crate::process::Containment,
+    /// Output bytes kept across all finished jobs (event logs and
+    /// `MemoryOnly` rings).
+    pub finished_output_budget: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -69,6 +82,7 @@ impl Default for RuntimeConfig {
             ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
             containment: crate::process::Containment::Auto,
+            finished_output_budget: DEFAULT_FINISHED_OUTPUT_BUDGET,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! to the job's log under one lock.
 //!
 //! The decisions live elsewhere, each in a file named for it: when to stop
-//! and kill (cancel, timeout, grace, drain, idle flush) in
+//! and kill (cancel, timeout, idle timeout, grace, drain, idle flush) in
 //! [`stop`](super::stop); what the interpreter's events mean for the job and
 //! the verdict in [`tally`](super::tally); masking secrets in
 //! [`Redactor`](crate::command::Redactor); signalling the tree in
@@ -25,7 +25,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
@@ -36,13 +36,14 @@ use crate::event::{Event, Stream};
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::job::{JobId, JobState};
 use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{OutputLine, Segment, SegmentKind};
+use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
+use crate::process::pty::{self, PtyReader, PtyWriter};
 use crate::process::{self, ProcessTree};
 
 use super::finish::{conclude, publish, settle, Guard};
 use super::interp::Interp;
 use super::log::{lock, Item, OutLine};
-use super::pipe::Pipe;
+use super::pipe::{Pipe, Reader};
 use super::registry::{JobEntry, StdinMsg};
 use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
 use super::tally::Tally;
@@ -104,7 +105,13 @@ async fn drive(
             .await;
     };
 
-    let spawned = match process::spawn(&job.launch, inner.config.containment, job.id) {
+    // A setting that cannot work (unknown encoding, 0×0 PTY, zero idle
+    // timeout) fails like a program that cannot start.
+    let spawned = match job.launch.invalid.clone() {
+        Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+        None => process::spawn(&job.launch, inner.config.containment, job.id),
+    };
+    let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "spawn failed");
@@ -125,6 +132,25 @@ async fn drive(
     // when the pid may be reaped and reused).
     process::identity::remember_leader(tree.leader().clone());
     guard.tree = Some(Arc::clone(&tree));
+    let pty = match spawned.pty.map(|m| m.split()).transpose() {
+        Ok(p) => p.map(|(reader, writer, control)| {
+            *lock(&entry.pty) = Some(control);
+            (reader, writer)
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "PTY setup failed");
+            tree.kill();
+            let reason = FailureReason::SpawnFailed {
+                error: format!("could not set up the pseudo-terminal: {e}"),
+            };
+            let outcome = Outcome::Failed {
+                reason,
+                summary: None,
+                findings: Vec::new(),
+            };
+            return job.finish(outcome, &mut guard).await;
+        }
+    };
     *lock(&entry.tree) = Some(Arc::clone(&tree));
     let mut leader = spawned.leader_usage;
     let outcome = job
@@ -134,6 +160,7 @@ async fn drive(
             &tree,
             (stdin_rx, &mut leader),
             cancel_rx,
+            pty,
         )
         .await;
     // The job owns its tree: nothing of it outlives the job (unless the
@@ -156,6 +183,8 @@ struct Driver {
     raw: Option<RawLog>,
     /// Cancel or timeout began (the whole tree goes, leftovers or not).
     stopped: bool,
+    /// `started.elapsed()` for the lines of the pipe read being handled.
+    batch_elapsed: Option<Duration>,
 }
 
 impl Driver {
@@ -174,6 +203,7 @@ impl Driver {
             batch: Vec::new(),
             raw: None,
             stopped: false,
+            batch_elapsed: None,
         }
     }
 
@@ -204,17 +234,36 @@ impl Driver {
             &mut process::LeaderWatch,
         ),
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
+        pty: Option<(PtyReader, PtyWriter)>,
     ) -> Outcome {
         self.mark_started(pid);
-        self.connect_stdin(&mut child, stdin_rx);
+        // A PTY is one merged stream, read as stdout; its input side is fed
+        // by `pty::feed` according to the stdin mode.
+        let stdout: Option<Reader> = match pty {
+            Some((reader, writer)) => {
+                let mode = std::mem::take(&mut self.launch.stdin);
+                tokio::spawn(pty::feed(writer, mode, stdin_rx));
+                Some(Box::new(reader))
+            }
+            None => {
+                self.connect_stdin(&mut child, stdin_rx);
+                child.stdout.take().map(|s| Box::new(s) as Reader)
+            }
+        };
         let cfg = &self.inner.config;
-        let mut out = Pipe::new(Stream::Stdout, child.stdout.take(), cfg.max_line);
-        let mut err = Pipe::new(Stream::Stderr, child.stderr.take(), cfg.max_line);
+        let mut out = Pipe::new(Stream::Stdout, stdout, &self.launch, cfg.max_line);
+        let mut err = Pipe::new(
+            Stream::Stderr,
+            child.stderr.take(),
+            &self.launch,
+            cfg.max_line,
+        );
         let mut deadlines = Deadlines::start(StopPolicy {
             timeout: self.launch.spec.timeout,
             grace: cfg.grace_period,
             drain: cfg.drain_timeout,
             idle_flush: cfg.idle_flush,
+            idle_timeout: self.launch.idle_timeout,
         });
         let mut segs = Vec::new();
         let mut exit: Option<ExitCode> = None;
@@ -223,14 +272,29 @@ impl Driver {
             self.stop(&mut deadlines, StopReason::Cancel, tree);
         }
 
+        // Backpressure gate: while a `Lag::Backpressure` subscriber is too far
+        // behind, the pipes are not read (the child blocks in `write`); every
+        // other branch keeps running.
+        let log = Arc::clone(&self.entry.log);
         while out.is_open() || err.is_open() || exit.is_none() {
             let mut read_data = false;
+            let gated = log.lagging(false);
             tokio::select! {
-                r = out.read(), if out.is_open() => {
+                _ = log.room(), if gated => {
+                    // The drain deadline counts from when the pipes can be
+                    // read again: a slow subscriber must not lose the tail.
+                    deadlines.hold_drain();
+                    // Nor was the held pipe idle: the idle flush starts over.
+                    let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
+                    deadlines.unfinished_output(pending);
+                    // A job held by backpressure is not inactive.
+                    deadlines.activity();
+                }
+                r = out.read(), if out.is_open() && !gated => {
                     read_data = true;
                     self.take(&mut out, r, &mut segs);
                 }
-                r = err.read(), if err.is_open() => {
+                r = err.read(), if err.is_open() && !gated => {
                     read_data = true;
                     self.take(&mut err, r, &mut segs);
                 }
@@ -250,10 +314,20 @@ impl Driver {
                 }
                 fired = deadlines.next() => match fired {
                     Fired::Timeout => self.stop(&mut deadlines, StopReason::Timeout, tree),
+                    Fired::IdleTimeout if gated => deadlines.hold_idle_timeout(),
+                    Fired::IdleTimeout => {
+                        let why = deadlines.idle_reason();
+                        self.stop(&mut deadlines, why, tree);
+                    }
                     Fired::Kill => {
                         tracing::warn!("grace period over; killing the process tree");
                         tree.kill();
                     }
+                    // Held while a backpressure subscriber stalls, unless the
+                    // job is being stopped (cancel, timeout).
+                    Fired::Drain if gated && deadlines.stopping().is_none() => deadlines.hold_drain_from_now(),
+                    // Nor is a held pipe idle: a partial line is not a redraw.
+                    Fired::IdleFlush if gated => deadlines.unfinished_output(true),
                     Fired::Drain => {
                         // A descendant holds the pipes after the main process
                         // exited: stop it and finish with what we have.
@@ -279,6 +353,7 @@ impl Driver {
             if read_data {
                 let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
                 deadlines.unfinished_output(pending);
+                deadlines.activity();
                 // Let subscribers woken on this worker run before the next
                 // read: tokio keeps a freshly woken task in this worker's
                 // LIFO slot, where no other worker can steal it, for as long
@@ -287,6 +362,7 @@ impl Driver {
             }
         }
         *lock(&self.entry.stdin) = None;
+        *lock(&self.entry.pty) = None;
         let exit = exit.unwrap_or(ExitCode {
             code: None,
             signal: None,
@@ -378,7 +454,7 @@ impl Driver {
         tree.release();
     }
 
-    /// Start stopping the job (cancel or timeout): TERM to the tree now,
+    /// Start stopping the job (cancel, timeout, idle timeout): TERM to the tree now,
     /// KILL when the grace period runs out (see [`Deadlines`]). A paused
     /// tree is thawed first so it can act on the TERM.
     fn stop(&mut self, deadlines: &mut Deadlines, why: StopReason, tree: &ProcessTree) {
@@ -480,6 +556,7 @@ impl Driver {
             return;
         }
         let at = SystemTime::now();
+        self.batch_elapsed = Some(self.started.elapsed());
         for seg in segs.drain(..) {
             let redraw = seg.kind == SegmentKind::Redraw;
             let text = if redraw {
@@ -492,6 +569,7 @@ impl Driver {
             }
             self.output(stream, text, redraw, at);
         }
+        self.batch_elapsed = None;
         if let Some(raw) = &mut self.raw {
             if let Err(e) = raw.flush() {
                 self.raw_log_failed(e);
@@ -502,13 +580,21 @@ impl Driver {
 
     /// One (already redacted) output segment: raw log, memory ring,
     /// interpreter, event.
-    fn output(&mut self, stream: Stream, text: String, redraw: bool, at: SystemTime) {
+    fn output(&mut self, stream: Stream, mut text: String, redraw: bool, at: SystemTime) {
         if !redraw {
             if let Some(raw) = &mut self.raw {
                 if let Err(e) = raw.line(stream, &text) {
                     self.raw_log_failed(e);
                 }
             }
+        }
+        // PTY output: escapes stay in the raw log only (unless kept).
+        if self.launch.pty.is_some() && !self.launch.keep_ansi {
+            if let std::borrow::Cow::Owned(t) = strip_ansi(&text) {
+                text = t;
+            }
+        }
+        if !redraw {
             if let Some(ring) = &self.entry.ring {
                 lock(ring).push(OutputLine {
                     stream,
@@ -557,7 +643,8 @@ impl Driver {
             command: &self.launch.spec,
             current_phase: phases.last(),
             phase_stack: phases,
-            elapsed: self.started.elapsed(),
+            // One clock read per pipe read, not per line.
+            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
         };
         match self.interp.call(&ctx, f) {
             Ok(evs) => evs,

@@ -5,11 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::event::Event;
 use crate::job::JobId;
 use crate::outcome::Outcome;
 
+use super::log::lock;
 use super::registry::JobEntry;
-use super::{Error, EventStream, Runtime};
+use super::{Error, EventStream, Runtime, SubscribeOptions};
 
 /// A spawned job. Await it for the [`Outcome`]; subscribe for its events;
 /// cancel it; write to its stdin.
@@ -53,8 +55,21 @@ impl JobHandle {
     }
 
     /// This job's events from `job_created` on, whenever this is called.
+    /// Falls behind by skipping output ([`Lag::Skip`](super::Lag::Skip));
+    /// see [`subscribe_with`](Self::subscribe_with) for a subscription that
+    /// makes the job wait instead.
     pub fn subscribe(&self) -> EventStream {
-        EventStream::job(self.entry.log.cursor())
+        EventStream::job(self.entry.log.cursor(None))
+    }
+
+    /// This job's events from `job_created` on, with options: e.g.
+    /// `subscribe_with(SubscribeOptions::backpressure())` gets every line,
+    /// the job's pipes are not read while this subscriber is too far
+    /// behind (see [`Lag::Backpressure`](super::Lag::Backpressure)). Lines
+    /// the job's output buffer dropped before this call are still reported
+    /// as one `output_skipped`: subscribe right after spawning to get all.
+    pub fn subscribe_with(&self, opts: SubscribeOptions) -> EventStream {
+        EventStream::job(self.entry.log.cursor(opts.budget()))
     }
 
     /// Write bytes to the job's stdin (spawned with
@@ -66,6 +81,57 @@ impl JobHandle {
     /// Close the job's stdin (the process reads end-of-file).
     pub fn close_stdin(&self) -> Result<(), Error> {
         self.entry.close_stdin()
+    }
+
+    /// Wait until the job reports that it is ready ([`Event::Ready`], from
+    /// its interpreter, e.g. a `rules!` `ready` pattern): `Ok` with the
+    /// interpreter's message. If the job ends without ever being ready, this
+    /// resolves as soon as it ends, with [`NotReady`] carrying the outcome —
+    /// it never waits past the job's life. Resolves at once for a job that
+    /// was already ready (or already ended). Bound the wait itself with
+    /// `tokio::time::timeout` if the job may run long without being ready.
+    ///
+    /// ```no_run
+    /// # async fn demo(rt: execra::Runtime, cmd: execra::Command) {
+    /// let job = rt.spawn(cmd).unwrap();
+    /// match job.ready().await {
+    ///     Ok(_) => println!("server is up"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn ready(&self) -> Result<Option<String>, NotReady> {
+        let mut events = self.subscribe();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Event::Ready { message, .. } => return Ok(message),
+                Event::Finalized { outcome, .. } => return Err(NotReady { outcome }),
+                _ => {}
+            }
+        }
+        // The log ends only after `finalized`; this is a fallback.
+        let entry = Arc::clone(&self.entry);
+        Err(NotReady {
+            outcome: entry.wait_outcome().await,
+        })
+    }
+
+    /// Resize the pseudo-terminal of a job spawned with
+    /// [`Command::pty`](crate::Command::pty). The program receives
+    /// `SIGWINCH`. Fails for a job without a PTY, or one that has ended.
+    pub fn resize_pty(&self, size: crate::PtySize) -> Result<(), Error> {
+        size.check()
+            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let ctl = lock(&self.entry.pty).clone().ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "job {} has no terminal (not spawned with Command::pty, or it has ended)",
+                    self.entry.id
+                ),
+            ))
+        })?;
+        ctl.resize(size).map_err(Error::Io)
     }
 
     /// The outcome if the job has finished, without waiting.
@@ -91,3 +157,23 @@ impl Future for JobHandle {
         fut.as_mut().poll(cx)
     }
 }
+
+/// A job ended without ever reporting that it was ready (see
+/// [`JobHandle::ready`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotReady {
+    /// How the job ended.
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the job ended without becoming ready ({})",
+            self.outcome.message()
+        )
+    }
+}
+
+impl std::error::Error for NotReady {}

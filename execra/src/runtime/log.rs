@@ -15,6 +15,26 @@
 //!
 //! Producers append whole batches (one pipe read's worth of lines) under one
 //! lock and wake the consumers once per batch.
+//!
+//! **Backpressure cursors.** A job cursor opened with
+//! [`Lag::Backpressure`](super::Lag) is never skipped: output lines it has not
+//! read yet are pinned in the ring (the ring may exceed its own limits by up
+//! to the cursor's byte budget plus one pipe read), and
+//! [`EventLog::lagging`] tells the driver to stop reading the job's pipes
+//! while any such cursor is more than its budget behind. Each read of a
+//! backpressure cursor (and dropping it) wakes the driver through
+//! [`EventLog::room`].
+//!
+//! **Superseded state events** are coalesced in the replay log: a
+//! `progress_updated` followed by a newer one is dropped, likewise
+//! `label_updated`, and `phase_updated` of the same phase, as long as no
+//! other structural event (a phase change, a finding, a warning…) came in
+//! between, and only once every live cursor has read it (a subscriber never
+//! misses an event that happened while it was subscribed). The log is
+//! compacted when its structural entries grow by half (amortized O(1) per
+//! event), when it is sealed, and before a late subscriber replays it. A late subscriber therefore sees the latest
+//! progress and label, and every phase and finding, while a job that reports
+//! progress a million times keeps a bounded number of entries.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -113,20 +133,118 @@ struct OutEntry {
     seq: u64,
     /// This line's ordinal among the job's output lines.
     ord: u64,
+    /// Output bytes (as [`OutLine::bytes`] counts them) appended up to and
+    /// including this line.
+    end_bytes: u64,
     out: OutLine,
 }
+
+/// What the log sees of one live cursor.
+pub(crate) struct CursorShared {
+    /// The next sequence number the cursor will read.
+    pos: AtomicU64,
+    /// Output bytes read so far (compared with the log's total).
+    bytes_read: AtomicU64,
+    /// `Some(max lag in bytes)` for a backpressure cursor.
+    backpressure: Option<u64>,
+}
+
+/// Which state a state event sets (a later event with the same key
+/// supersedes it), or `None` for every other event.
+#[derive(PartialEq)]
+enum StateKey {
+    Progress,
+    Label,
+    Phase(crate::phase::PhaseId),
+}
+
+fn state_key(ev: &Event) -> Option<StateKey> {
+    match ev {
+        Event::ProgressUpdated { .. } => Some(StateKey::Progress),
+        Event::LabelUpdated { .. } => Some(StateKey::Label),
+        Event::PhaseUpdated { phase, .. } => Some(StateKey::Phase(*phase)),
+        _ => None,
+    }
+}
+
+/// Structural entries kept before the first compaction is tried.
+const COMPACT_FIRST: usize = 1024;
 
 struct LogState {
     structural: Vec<Entry>,
     output: VecDeque<OutEntry>,
     output_bytes: usize,
+    /// Output bytes ever appended (see [`OutEntry::end_bytes`]).
+    bytes_total: u64,
     next_seq: u64,
     outputs_total: u64,
     closed: bool,
     limits: RingLimits,
-    /// Positions of live cursors (to keep what they still need when the log
-    /// is sealed).
-    cursors: Vec<Weak<AtomicU64>>,
+    /// Live cursors (to keep what they still need when the log is sealed,
+    /// and what backpressure cursors have not read yet).
+    cursors: Vec<Weak<CursorShared>>,
+    /// How many backpressure cursors were opened (0: skip the pin scan).
+    backpressure_cursors: usize,
+    /// Compact the structural entries when there are this many.
+    compact_at: usize,
+}
+
+impl LogState {
+    /// The first sequence number a live backpressure cursor still needs
+    /// (`u64::MAX` if none).
+    fn pinned_from(&mut self) -> u64 {
+        if self.backpressure_cursors == 0 {
+            return u64::MAX;
+        }
+        let mut min = u64::MAX;
+        let mut live_bp = 0;
+        self.cursors.retain(|w| match w.upgrade() {
+            Some(c) => {
+                if c.backpressure.is_some() {
+                    live_bp += 1;
+                    min = min.min(c.pos.load(Ordering::Acquire));
+                }
+                true
+            }
+            None => false,
+        });
+        self.backpressure_cursors = live_bp;
+        min
+    }
+
+    /// Drop state events superseded by a later one of the same kind with
+    /// no other structural event in between, once every live cursor has
+    /// read them (a subscriber never misses an event it was there for).
+    fn compact(&mut self) {
+        let min_live = self
+            .cursors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| c.pos.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut keep = vec![true; self.structural.len()];
+        let mut seen: Vec<StateKey> = Vec::new();
+        for (i, e) in self.structural.iter().enumerate().rev() {
+            match state_key(&e.event) {
+                None => seen.clear(),
+                Some(k) => {
+                    if seen.contains(&k) {
+                        keep[i] = e.seq >= min_live;
+                    } else {
+                        seen.push(k);
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        self.structural.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let n = self.structural.len();
+        self.compact_at = n + (n / 2).max(COMPACT_FIRST);
+    }
 }
 
 /// One job's event log.
@@ -134,6 +252,9 @@ pub(crate) struct EventLog {
     job: JobId,
     state: Mutex<LogState>,
     notify: Notify,
+    /// Woken when a backpressure cursor reads or goes away (the driver
+    /// waits on it while [`lagging`](Self::lagging)).
+    room: Notify,
 }
 
 /// What a non-blocking read found.
@@ -154,14 +275,55 @@ impl EventLog {
                 structural: Vec::new(),
                 output: VecDeque::new(),
                 output_bytes: 0,
+                bytes_total: 0,
                 next_seq: 0,
                 outputs_total: 0,
                 closed: false,
                 limits,
                 cursors: Vec::new(),
+                backpressure_cursors: 0,
+                compact_at: COMPACT_FIRST,
             }),
             notify: Notify::new(),
+            room: Notify::new(),
         }
+    }
+
+    /// Is a backpressure cursor too far behind? With `resume`, the question
+    /// is whether one is still more than half its budget behind (the driver
+    /// resumes reading only then, so it does not wake for every batch).
+    pub(crate) fn lagging(&self, resume: bool) -> bool {
+        let st = lock(&self.state);
+        if st.backpressure_cursors == 0 {
+            return false;
+        }
+        st.cursors.iter().filter_map(Weak::upgrade).any(|c| {
+            c.backpressure.is_some_and(|max| {
+                let limit = if resume { max / 2 } else { max };
+                st.bytes_total
+                    .saturating_sub(c.bytes_read.load(Ordering::Acquire))
+                    > limit
+            })
+        })
+    }
+
+    /// Wait until no backpressure cursor is more than half its budget
+    /// behind (returns at once if none is).
+    pub(crate) async fn room(&self) {
+        loop {
+            let woken = self.room.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if !self.lagging(true) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Output bytes this log keeps (for the finished-jobs budget).
+    pub(crate) fn kept_bytes(&self) -> usize {
+        lock(&self.state).output_bytes
     }
 
     /// Append items and wake readers. Appending to a closed log is ignored.
@@ -172,6 +334,7 @@ impl EventLog {
                 return;
             }
             let RingLimits { lines, bytes } = st.limits;
+            let pinned = st.pinned_from();
             for item in items {
                 let seq = st.next_seq;
                 st.next_seq += 1;
@@ -180,8 +343,9 @@ impl EventLog {
                     Item::Out(out) => {
                         // Make room first, so the ring never grows past its
                         // limits (not even by one batch).
+                        // Lines a backpressure cursor still needs stay.
                         let size = out.bytes();
-                        while !st.output.is_empty()
+                        while st.output.front().is_some_and(|e| e.seq < pinned)
                             && (st.output.len() >= lines || st.output_bytes + size > bytes)
                         {
                             if let Some(e) = st.output.pop_front() {
@@ -190,7 +354,14 @@ impl EventLog {
                         }
                         st.outputs_total += 1;
                         st.output_bytes += size;
-                        st.output.push_back(OutEntry { seq, ord, out });
+                        st.bytes_total += size as u64;
+                        let end_bytes = st.bytes_total;
+                        st.output.push_back(OutEntry {
+                            seq,
+                            ord,
+                            end_bytes,
+                            out,
+                        });
                     }
                     Item::Event(event) => {
                         let closing = event.is_finalized();
@@ -199,6 +370,9 @@ impl EventLog {
                             out_ord: ord,
                             event: *event,
                         });
+                        if st.structural.len() >= st.compact_at {
+                            st.compact();
+                        }
                         if closing {
                             st.closed = true;
                             break;
@@ -219,7 +393,7 @@ impl EventLog {
             .cursors
             .iter()
             .filter_map(|w| w.upgrade())
-            .map(|p| p.load(Ordering::Relaxed))
+            .map(|p| p.pos.load(Ordering::Relaxed))
             .min()
             .unwrap_or(u64::MAX);
         while st.output.len() > limits.lines || st.output_bytes > limits.bytes {
@@ -232,17 +406,40 @@ impl EventLog {
                 _ => break,
             }
         }
+        st.compact();
         st.output.shrink_to_fit();
         st.structural.shrink_to_fit();
     }
 
-    /// A cursor at the start of the log.
-    pub(crate) fn cursor(self: &Arc<Self>) -> JobCursor {
-        let pos = Arc::new(AtomicU64::new(0));
-        lock(&self.state).cursors.push(Arc::downgrade(&pos));
+    /// A cursor at the start of the log; `backpressure`: its byte budget,
+    /// if it is a backpressure cursor.
+    pub(crate) fn cursor(self: &Arc<Self>, backpressure: Option<u64>) -> JobCursor {
+        let mut st = lock(&self.state);
+        if st.closed {
+            // Subscribers that were there when the job ended may have read
+            // on since it was sealed: a late one gets the compact replay.
+            st.compact();
+        }
+        // A backpressure cursor has read nothing yet: it lags by everything
+        // still in the ring (so the driver waits for it from the start).
+        let first_bytes = st
+            .output
+            .front()
+            .map(|e| e.end_bytes - e.out.bytes() as u64)
+            .unwrap_or(st.bytes_total);
+        let shared = Arc::new(CursorShared {
+            pos: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(first_bytes),
+            backpressure: backpressure.map(|b| b.max(1)),
+        });
+        if backpressure.is_some() {
+            st.backpressure_cursors += 1;
+        }
+        st.cursors.push(Arc::downgrade(&shared));
+        drop(st);
         JobCursor {
             log: Arc::clone(self),
-            pos,
+            shared,
             seq: 0,
             out_next: 0,
         }
@@ -252,9 +449,21 @@ impl EventLog {
 /// A reader's position in one job's log.
 pub(crate) struct JobCursor {
     log: Arc<EventLog>,
-    pos: Arc<AtomicU64>,
+    shared: Arc<CursorShared>,
     seq: u64,
     out_next: u64,
+}
+
+impl Drop for JobCursor {
+    fn drop(&mut self) {
+        if self.shared.backpressure.is_some() {
+            // Release the pipe: the driver re-checks who is still behind.
+            // (The count of backpressure cursors is fixed up lazily.)
+            self.shared.pos.store(u64::MAX, Ordering::Release);
+            self.shared.bytes_read.store(u64::MAX, Ordering::Release);
+            self.log.room.notify_one();
+        }
+    }
 }
 
 /// How many events one read moves at most (small enough to stay in cache).
@@ -267,6 +476,7 @@ impl JobCursor {
         let mut oi = st.output.partition_point(|e| e.seq < self.seq);
         let job = self.log.job;
         let mut n = 0;
+        let mut bytes_read = None;
         while n < READ_BATCH {
             let s = st.structural.get(si);
             let o = st.output.get(oi);
@@ -288,6 +498,7 @@ impl JobCursor {
             match output {
                 Some(o) => {
                     out.push_back(Pending::Out(job, o.out.clone()));
+                    bytes_read = Some(o.end_bytes);
                     self.out_next += 1;
                     oi += 1;
                 }
@@ -303,7 +514,13 @@ impl JobCursor {
         }
         let ended = st.closed && self.seq >= st.next_seq;
         drop(st);
-        self.pos.store(self.seq, Ordering::Relaxed);
+        self.shared.pos.store(self.seq, Ordering::Release);
+        if let Some(b) = bytes_read {
+            self.shared.bytes_read.store(b, Ordering::Release);
+            if self.shared.backpressure.is_some() {
+                self.log.room.notify_one();
+            }
+        }
         if n > 0 {
             Read::Some
         } else if ended {

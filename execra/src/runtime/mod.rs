@@ -26,7 +26,7 @@ mod interp;
 mod log;
 mod pipe;
 mod query;
-mod registry;
+pub(crate) mod registry;
 mod stdin;
 mod stop;
 mod stream;
@@ -45,10 +45,12 @@ use crate::store::HistoryRecorder;
 
 pub use crate::retention::RetentionPolicy;
 pub use builder::RuntimeBuilder;
-pub use config::{RawOutputPolicy, MEMORY_OUTPUT_LINES};
-pub use handle::JobHandle;
+pub use config::{
+    RawOutputPolicy, DEFAULT_FINISHED_OUTPUT_BUDGET, MEMORY_OUTPUT_BYTES, MEMORY_OUTPUT_LINES,
+};
+pub use handle::{JobHandle, NotReady};
 pub use query::JobsQuery;
-pub use stream::EventStream;
+pub use stream::{EventStream, Lag, SubscribeOptions, DEFAULT_MAX_LAG_BYTES};
 
 pub(crate) use config::RuntimeConfig;
 use log::{lock, Bus, EventLog, RingLimits};
@@ -57,6 +59,7 @@ use registry::{JobEntry, Registry};
 /// What can go wrong when talking to the runtime. (What goes wrong with a
 /// job is its [`Outcome`](crate::Outcome), not an error.)
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No job with this id is known (in memory or in history).
     #[error("unknown job: {0}")]
@@ -199,9 +202,10 @@ impl Runtime {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_concurrent));
         let bus = Bus::new(config.ring_lines);
+        let registry = Registry::with_budget(config.finished_output_budget);
         let inner = Arc::new(Inner {
             config,
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             bus,
             permits,
             history,
@@ -234,8 +238,12 @@ impl Runtime {
             lines: self.inner.config.ring_lines,
             bytes: self.inner.config.ring_bytes,
         };
-        let ring = (self.inner.config.raw_policy() == RawOutputPolicy::MemoryOnly)
-            .then(|| Mutex::new(OutputRing::new(MEMORY_OUTPUT_LINES)));
+        let ring = (self.inner.config.raw_policy() == RawOutputPolicy::MemoryOnly).then(|| {
+            Mutex::new(OutputRing::with_limits(
+                MEMORY_OUTPUT_LINES,
+                MEMORY_OUTPUT_BYTES,
+            ))
+        });
         let interactive = matches!(launch.stdin, StdinMode::Interactive);
         let entry = Arc::new(JobEntry {
             id,
@@ -248,6 +256,7 @@ impl Runtime {
             tree: Mutex::new(None),
             usage: Mutex::new(None),
             paused: watch::channel(false).0,
+            pty: Mutex::new(None),
         });
         // Writes made before the process starts are queued, not lost.
         let stdin_rx = interactive.then(|| {
@@ -389,8 +398,15 @@ impl Runtime {
     /// a job only in history, its stored (non-output) events. For an unknown
     /// job, a stream that ends at once.
     pub fn subscribe_job(&self, id: JobId) -> EventStream {
+        self.subscribe_job_with(id, SubscribeOptions::default())
+    }
+
+    /// [`subscribe_job`](Self::subscribe_job) with options (e.g. a
+    /// [`Lag::Backpressure`] subscription; see
+    /// [`JobHandle::subscribe_with`]).
+    pub fn subscribe_job_with(&self, id: JobId, opts: SubscribeOptions) -> EventStream {
         if let Some(entry) = self.entry(id) {
-            return EventStream::job(entry.log.cursor());
+            return EventStream::job(entry.log.cursor(opts.budget()));
         }
         let stored = match &self.inner.history {
             Some(h) => h.events(id).unwrap_or_default(),

@@ -1,5 +1,9 @@
 //! The in-memory registry: live and recently finished jobs, and what the
 //! runtime keeps per job (snapshot, event log, controls).
+//!
+//! Finished jobs are bounded twice: by count (`max_finished_jobs`, oldest
+//! evicted) and by the output they keep in memory (`finished_output_budget`:
+//! past it, the oldest finished jobs' kept output is dropped first).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,7 +14,7 @@ use crate::job::{Job, JobId};
 use crate::outcome::Outcome;
 use crate::output::OutputRing;
 
-use super::log::{lock, EventLog};
+use super::log::{lock, EventLog, RingLimits};
 use super::Error;
 
 /// A request to a job's stdin writer.
@@ -37,6 +41,8 @@ pub(crate) struct JobEntry {
     pub paused: watch::Sender<bool>,
     /// Resource usage, once the job ended.
     pub usage: Mutex<Option<crate::process::ResourceUsage>>,
+    /// Resize handle of a running PTY job's terminal.
+    pub pty: Mutex<Option<crate::process::pty::PtyControl>>,
 }
 
 impl JobEntry {
@@ -51,6 +57,20 @@ impl JobEntry {
     pub fn request_cancel(&self) {
         if self.done.borrow().is_none() {
             self.cancel.send_replace(true);
+        }
+    }
+
+    /// Output bytes kept in memory (event log ring and `MemoryOnly` ring).
+    pub fn kept_bytes(&self) -> usize {
+        let ring = self.ring.as_ref().map(|r| lock(r).bytes()).unwrap_or(0);
+        self.log.kept_bytes() + ring
+    }
+
+    /// Drop the kept output (what live subscribers still need stays).
+    fn trim_output(&self) {
+        self.log.seal(RingLimits { lines: 0, bytes: 0 });
+        if let Some(r) = &self.ring {
+            lock(r).clear();
         }
     }
 
@@ -97,13 +117,27 @@ impl JobEntry {
 }
 
 /// Jobs in memory, ordered by id (ids are time-ordered).
-#[derive(Default)]
 pub(crate) struct Registry {
     jobs: BTreeMap<JobId, Arc<JobEntry>>,
-    finished: VecDeque<JobId>,
+    /// Finished jobs, oldest first, with the output bytes each keeps.
+    finished: VecDeque<(JobId, usize)>,
+    /// Sum of the kept bytes in `finished`.
+    kept: usize,
+    budget: usize,
 }
 
 impl Registry {
+    /// An empty registry whose finished jobs keep at most `budget` bytes of
+    /// output together.
+    pub fn with_budget(budget: usize) -> Self {
+        Registry {
+            jobs: BTreeMap::new(),
+            finished: VecDeque::new(),
+            kept: 0,
+            budget,
+        }
+    }
+
     pub fn insert(&mut self, entry: Arc<JobEntry>) {
         self.jobs.insert(entry.id, entry);
     }
@@ -122,13 +156,33 @@ impl Registry {
     }
 
     /// Record that `id` finished, evicting the oldest finished jobs beyond
-    /// `keep`.
+    /// `keep`, then dropping the oldest finished jobs' output while all of
+    /// them keep more than the budget.
     pub fn finished(&mut self, id: JobId, keep: usize) {
-        self.finished.push_back(id);
+        let bytes = self.jobs.get(&id).map(|e| e.kept_bytes()).unwrap_or(0);
+        self.finished.push_back((id, bytes));
+        self.kept += bytes;
         while self.finished.len() > keep {
-            if let Some(old) = self.finished.pop_front() {
+            if let Some((old, b)) = self.finished.pop_front() {
+                self.kept -= b;
                 self.jobs.remove(&old);
             }
+        }
+        let mut i = 0;
+        while self.kept > self.budget && i < self.finished.len() {
+            let (old, b) = self.finished[i];
+            if b > 0 {
+                let now = match self.jobs.get(&old) {
+                    Some(e) => {
+                        e.trim_output();
+                        e.kept_bytes()
+                    }
+                    None => 0,
+                };
+                self.kept = self.kept - b + now;
+                self.finished[i].1 = now;
+            }
+            i += 1;
         }
     }
 }

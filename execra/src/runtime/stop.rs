@@ -9,6 +9,11 @@
 //!   driver kills the tree and finishes with what it read.
 //! - **idle flush**: an unfinished line (a prompt) is shown provisionally
 //!   once the pipes have been quiet for a moment.
+//! - **idle timeout** ([`Command::idle_timeout`](crate::Command::idle_timeout)):
+//!   no output at all for that long stops the job like the timeout, with its
+//!   own reason ([`StopReason::Idle`]). Every read pushes it back
+//!   ([`Deadlines::activity`]); it is disarmed once the job is being stopped
+//!   or the main process exited (draining is the drain deadline's business).
 //!
 //! Every deadline is `now + duration` computed with `checked_add`: a
 //! duration too large to represent (`Duration::MAX`) means "never", not a
@@ -28,6 +33,11 @@ pub(crate) enum StopReason {
     Cancel,
     /// The command's wall-clock timeout passed.
     Timeout,
+    /// No output for the command's idle timeout.
+    Idle {
+        /// The idle timeout, in milliseconds.
+        after_ms: u64,
+    },
 }
 
 /// Which deadline fired.
@@ -35,6 +45,9 @@ pub(crate) enum StopReason {
 pub(crate) enum Fired {
     /// The wall-clock timeout: stop the job with [`StopReason::Timeout`].
     Timeout,
+    /// No output for the idle timeout: stop the job with
+    /// [`StopReason::Idle`].
+    IdleTimeout,
     /// The grace period after a stop request ran out: kill the tree.
     Kill,
     /// The main process exited long enough ago and the pipes are still
@@ -55,6 +68,8 @@ pub(crate) struct StopPolicy {
     pub drain: Duration,
     /// Quiet time after which an unfinished line is shown.
     pub idle_flush: Duration,
+    /// Quiet time after which the job is stopped.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// `at + d`, or `None` ("never") when that is not representable.
@@ -69,9 +84,12 @@ pub(crate) struct Deadlines {
     kill: Option<Instant>,
     drain: Option<Instant>,
     idle_flush: Option<Instant>,
+    idle_timeout: Option<Instant>,
     stopping: Option<StopReason>,
     /// While paused: the timeout's remaining time (the timeout is disarmed).
     paused_left: Option<Duration>,
+    /// While paused: the idle timeout was armed (it restarts on resume).
+    paused_idle: bool,
     paused: bool,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
@@ -87,8 +105,10 @@ impl Deadlines {
             kill: None,
             drain: None,
             idle_flush: None,
+            idle_timeout: policy.idle_timeout.and_then(|d| after(now, d)),
             stopping: None,
             paused_left: None,
+            paused_idle: false,
             paused: false,
             timer: Box::pin(tokio::time::sleep_until(now)),
             timer_at: None,
@@ -109,13 +129,15 @@ impl Deadlines {
         }
         self.stopping = Some(why);
         self.timeout = None;
+        self.idle_timeout = None;
         self.kill = after(Instant::now(), self.policy.grace);
         true
     }
 
     /// The job was paused (`true`) or resumed (`false`): paused time does
     /// not count toward the timeout, so pausing disarms it keeping what is
-    /// left, and resuming re-arms it with that.
+    /// left, and resuming re-arms it with that; the idle timeout is off
+    /// while paused and starts afresh on resume.
     pub fn paused(&mut self, paused: bool) {
         if paused == self.paused {
             return;
@@ -127,9 +149,16 @@ impl Deadlines {
                 .timeout
                 .take()
                 .map(|t| t.saturating_duration_since(now));
-        } else if let Some(left) = self.paused_left.take() {
-            if self.stopping.is_none() {
-                self.timeout = after(now, left);
+            // A frozen tree prints nothing: no idle timeout while paused.
+            self.paused_idle = self.idle_timeout.take().is_some();
+        } else {
+            if let Some(left) = self.paused_left.take() {
+                if self.stopping.is_none() {
+                    self.timeout = after(now, left);
+                }
+            }
+            if std::mem::take(&mut self.paused_idle) && self.stopping.is_none() {
+                self.idle_timeout = self.policy.idle_timeout.and_then(|d| after(now, d));
             }
         }
     }
@@ -137,9 +166,33 @@ impl Deadlines {
     /// The main process exited; if the pipes are still open, arm the drain
     /// deadline.
     pub fn exited(&mut self, pipes_open: bool) {
+        self.idle_timeout = None;
         if pipes_open && self.drain.is_none() {
             self.drain = after(Instant::now(), self.policy.drain);
         }
+    }
+
+    /// Backpressure let the pipes be read again: an armed drain deadline
+    /// starts over (the tail in the pipe is not cut off).
+    pub fn hold_drain(&mut self) {
+        if self.drain.is_some() {
+            self.drain = after(Instant::now(), self.policy.drain);
+        }
+    }
+
+    /// The drain deadline fired while the pipes were held by backpressure:
+    /// arm it again.
+    pub fn hold_drain_from_now(&mut self) {
+        self.drain = after(Instant::now(), self.policy.drain);
+    }
+
+    /// The idle timeout fired while the pipes were held by backpressure (the
+    /// job is blocked writing, not idle): arm it again.
+    pub fn hold_idle_timeout(&mut self) {
+        self.idle_timeout = self
+            .policy
+            .idle_timeout
+            .and_then(|d| after(Instant::now(), d));
     }
 
     /// After a read: arm the idle flush if some line is unfinished, else
@@ -152,13 +205,33 @@ impl Deadlines {
         };
     }
 
+    /// The job wrote something: push the idle timeout back (while it is
+    /// armed, i.e. not stopping and not exited).
+    pub fn activity(&mut self) {
+        if self.idle_timeout.is_some() {
+            self.idle_timeout = self
+                .policy
+                .idle_timeout
+                .and_then(|d| after(Instant::now(), d));
+        }
+    }
+
+    /// The reason to stop with when the idle timeout fired.
+    pub fn idle_reason(&self) -> StopReason {
+        let ms = self.policy.idle_timeout.map_or(0, |d| d.as_millis());
+        StopReason::Idle {
+            after_ms: u64::try_from(ms).unwrap_or(u64::MAX),
+        }
+    }
+
     /// The earliest armed deadline and which one it is. On a tie the order
-    /// is kill, drain, timeout, idle flush.
+    /// is kill, drain, timeout, idle timeout, idle flush.
     fn earliest(&self) -> Option<(Instant, Fired)> {
         [
             (self.kill, Fired::Kill),
             (self.drain, Fired::Drain),
             (self.timeout, Fired::Timeout),
+            (self.idle_timeout, Fired::IdleTimeout),
             (self.idle_flush, Fired::IdleFlush),
         ]
         .into_iter()
@@ -172,6 +245,7 @@ impl Deadlines {
             Fired::Kill => self.kill = None,
             Fired::Drain => self.drain = None,
             Fired::IdleFlush => self.idle_flush = None,
+            Fired::IdleTimeout => self.idle_timeout = None,
         }
     }
 
@@ -209,6 +283,7 @@ mod tests {
             grace: Duration::from_secs(5),
             drain: Duration::from_secs(2),
             idle_flush: Duration::from_millis(100),
+            idle_timeout: None,
         }
     }
 
@@ -241,6 +316,7 @@ mod tests {
             grace: Duration::MAX,
             drain: Duration::MAX,
             idle_flush: Duration::MAX,
+            idle_timeout: Some(Duration::MAX),
         });
         assert!(d.stop(StopReason::Cancel));
         d.exited(true);
@@ -281,6 +357,34 @@ mod tests {
     /// `next()` if it is ready now.
     async fn futures_ready(d: &mut Deadlines) -> Option<Fired> {
         tokio::time::timeout(Duration::ZERO, d.next()).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_pushes_the_idle_timeout_back() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::start(StopPolicy {
+            idle_timeout: Some(Duration::from_secs(2)),
+            ..policy(None)
+        });
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        d.activity();
+        assert_eq!(d.next().await, Fired::IdleTimeout);
+        assert_eq!(t0.elapsed(), Duration::from_millis(3500));
+        assert_eq!(d.idle_reason(), StopReason::Idle { after_ms: 2000 });
+        assert!(d.stop(d.idle_reason()));
+        d.activity(); // stopping: stays disarmed
+        assert_eq!(d.next().await, Fired::Kill);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exit_disarms_the_idle_timeout() {
+        let mut d = Deadlines::start(StopPolicy {
+            idle_timeout: Some(Duration::from_secs(1)),
+            ..policy(None)
+        });
+        d.exited(true);
+        // Only the drain deadline (2 s) is left.
+        assert_eq!(d.next().await, Fired::Drain);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,4 +1,6 @@
-//! [`EventStream`]: the consumer end of a job's log or of the all-jobs bus.
+//! [`EventStream`]: the consumer end of a job's log or of the all-jobs bus,
+//! and [`SubscribeOptions`] / [`Lag`]: what a job subscriber does when it
+//! falls behind.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -8,6 +10,88 @@ use std::task::{Context, Poll};
 use crate::event::Event;
 
 use super::log::{BusReceiver, JobCursor, Pending, Read};
+
+/// What a job subscription does when its consumer falls behind the job's
+/// output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lag {
+    /// The job never waits for this subscriber: lines it is too slow for
+    /// are replaced by one `output_skipped { count }` (the default; right
+    /// for UIs, which want the newest output, not all of it).
+    #[default]
+    Skip,
+    /// The job waits for this subscriber, as a shell pipe makes its writer
+    /// wait: while the subscriber is more than
+    /// [`max_lag_bytes`](SubscribeOptions::max_lag_bytes) of output behind,
+    /// the runtime stops reading the job's pipes, so the child blocks in
+    /// `write`. The subscriber never receives `output_skipped` for output
+    /// produced after it subscribed.
+    ///
+    /// While it stalls, everything else keeps working: other subscribers,
+    /// cancel, timeout (the child is signalled; after it exits, the drain
+    /// deadline ends the job even if its pipes were never read), and
+    /// `finalized`. Dropping the stream (also when its task panics)
+    /// releases the pipes at once.
+    ///
+    /// A subscriber that never reads holds the job: it runs until the child
+    /// finishes on its own (it may block forever on a full pipe), it is
+    /// cancelled, or its timeout fires. Give such jobs a timeout, or read.
+    Backpressure,
+}
+
+/// How to subscribe to one job: see
+/// [`JobHandle::subscribe_with`](super::JobHandle::subscribe_with).
+///
+/// ```
+/// use execra::{Lag, SubscribeOptions};
+/// let opts = SubscribeOptions::backpressure().max_lag_bytes(1 << 20);
+/// assert_eq!(opts.lag, Lag::Backpressure);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// What happens when the subscriber falls behind.
+    pub lag: Lag,
+    /// With [`Lag::Backpressure`]: how far behind (in bytes of output, each
+    /// line counted as its length plus 64 bytes of bookkeeping) the
+    /// subscriber may be before the job waits for it. Default 4 MiB.
+    pub max_lag_bytes: usize,
+}
+
+/// Default [`SubscribeOptions::max_lag_bytes`].
+pub const DEFAULT_MAX_LAG_BYTES: usize = 4 * 1024 * 1024;
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            lag: Lag::Skip,
+            max_lag_bytes: DEFAULT_MAX_LAG_BYTES,
+        }
+    }
+}
+
+impl SubscribeOptions {
+    /// A [`Lag::Backpressure`] subscription with the default budget.
+    pub fn backpressure() -> Self {
+        SubscribeOptions {
+            lag: Lag::Backpressure,
+            ..Self::default()
+        }
+    }
+
+    /// Set [`max_lag_bytes`](Self::max_lag_bytes) (at least 1).
+    pub fn max_lag_bytes(mut self, bytes: usize) -> Self {
+        self.max_lag_bytes = bytes.max(1);
+        self
+    }
+
+    /// The log cursor's backpressure budget, if any.
+    pub(crate) fn budget(&self) -> Option<u64> {
+        match self.lag {
+            Lag::Skip => None,
+            Lag::Backpressure => Some(self.max_lag_bytes as u64),
+        }
+    }
+}
 
 enum Source {
     Job(JobCursor),
@@ -45,8 +129,11 @@ enum State {
 /// Use [`next`](Self::next) or the [`futures_core::Stream`] impl. A job's
 /// stream ends after its `finalized` event; the all-jobs stream ends when the
 /// runtime shuts down. If the consumer falls far behind a chatty job, it
-/// receives `output_skipped { count }` in place of the lines it missed; it
-/// never misses any other event.
+/// receives `output_skipped { count }` in place of the lines it missed
+/// ([`Lag::Skip`]), or the job waits for it ([`Lag::Backpressure`]); it never
+/// misses any other event (a progress or label update superseded before it
+/// subscribed is not replayed: it sees the latest). For chatty jobs,
+/// [`next_batch`](Self::next_batch) is the fast way to read.
 pub struct EventStream {
     buf: VecDeque<Pending>,
     state: State,
@@ -89,6 +176,37 @@ impl EventStream {
     /// The next event, or `None` when the stream has ended.
     pub async fn next(&mut self) -> Option<Event> {
         std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Wait for at least one event, then move every event that is ready
+    /// (at most `max`, at least 1) to the end of `out`. Returns how many
+    /// were added; 0 means the stream has ended.
+    ///
+    /// This is the fast way to consume a chatty job: one wake-up per batch
+    /// instead of per line.
+    pub async fn next_batch(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
+        let max = max.max(1);
+        let Some(first) = self.next().await else {
+            return 0;
+        };
+        out.push(first);
+        let mut n = 1;
+        while n < max {
+            if self.buf.is_empty() {
+                if let State::Idle(src) = &mut self.state {
+                    if let Read::Ended = src.try_read(&mut self.buf) {
+                        self.state = State::Done;
+                    }
+                }
+                if self.buf.is_empty() {
+                    break;
+                }
+            }
+            let take = (max - n).min(self.buf.len());
+            out.extend(self.buf.drain(..take).map(Pending::into_event));
+            n += take;
+        }
+        n
     }
 
     /// An event that is ready now, without waiting (`None` if nothing is

@@ -24,6 +24,8 @@ pub(crate) struct Tally {
     findings: Vec<Finding>,
     summary: Option<String>,
     known_error: Option<(String, String)>,
+    /// `ready` was already reported (only the first counts).
+    ready: bool,
 }
 
 impl Tally {
@@ -121,6 +123,12 @@ impl Tally {
                 Event::FindingEmitted { job, finding, at }
             }
             InterpreterEvent::Prompt { prompt } => Event::PromptDetected { job, prompt, at },
+            InterpreterEvent::Ready { message } => {
+                if std::mem::replace(&mut self.ready, true) {
+                    return Ok(None);
+                }
+                Event::Ready { job, message, at }
+            }
             InterpreterEvent::Summary { text } => {
                 self.summary = Some(text);
                 return Ok(None);
@@ -152,6 +160,7 @@ impl Tally {
         let reason = match stopped {
             Some(StopReason::Cancel) => return Outcome::Cancelled { findings },
             Some(StopReason::Timeout) => FailureReason::Timeout,
+            Some(StopReason::Idle { after_ms }) => FailureReason::IdleTimeout { after_ms },
             None if exit.is_success() => return Outcome::Succeeded { summary, findings },
             None => match (self.known_error.take(), exit.signal, exit.code) {
                 (Some((code, message)), _, _) => FailureReason::KnownError { code, message },

@@ -24,6 +24,28 @@
 //! - `findings` — a copy of every `finding_emitted`: `job`, `at_ms`, `code`,
 //!   `severity`, `payload` (the finding as JSON).
 //!
+//! # Histories of execra 1.1
+//!
+//! A file written by the published `execra` 1.1 (same three tables, other
+//! column names, `user_version` 0) is upgraded in place by the first open, in
+//! one transaction: its columns are renamed to the ones above and the missing
+//! ones added (`progress` unknown, sub-millisecond parts 0), 1.1's indexes are
+//! replaced by ours, and every job, event and finding is kept as it was — its
+//! JSON is 1.1's serde form, which this crate reads. Jobs 1.1 left `running`
+//! (its host crashed) have no owner recorded and are finalized as stranded by
+//! the next runtime or reader that reconciles (see
+//! [`Store::resurrect_stranded_jobs`]). Any other SQLite database is refused
+//! with [`StoreError::NotAHistory`] and left untouched.
+//!
+//! # Reading a history, and rows that cannot be read
+//!
+//! [`Store::list_jobs`] skips a row it cannot decode (malformed JSON, unknown
+//! state, a row from a newer execra) with a `tracing` warning naming the job,
+//! rather than failing the listing; [`Store::list_jobs_reporting`] returns the
+//! skipped rows too. A reader that must not show a crashed host's job as
+//! running calls [`Store::resurrect_stranded_jobs`] first, as `execra ls`,
+//! `show` and `logs` do.
+//!
 //! # Durability
 //!
 //! Every write through [`Store`] is its own transaction and is on disk when
@@ -99,6 +121,7 @@ pub const STRANDED_ERROR: &str = "host process exited";
 
 /// Errors from the history store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// SQLite failed (locked for too long, disk full, not a database, …).
     #[error("sqlite: {0}")]
@@ -117,6 +140,13 @@ pub enum StoreError {
         found: i64,
         /// [`SCHEMA_VERSION`].
         supported: i64,
+    },
+    /// The file is an SQLite database but not an execra history (nor one
+    /// of the published execra 1.1); nothing in it was changed.
+    #[error("not an execra history file: {detail}")]
+    NotAHistory {
+        /// What was found instead.
+        detail: String,
     },
     /// Background writes of the runtime's history failed (reported by
     /// [`Runtime::flush`](crate::Runtime::flush)).
@@ -163,6 +193,27 @@ pub(crate) fn kept_in_history(event: &Event) -> bool {
         event,
         Event::OutputAppended { .. } | Event::OutputSkipped { .. }
     )
+}
+
+/// What [`Store::list_jobs_reporting`] found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct JobListing {
+    /// The jobs that could be read, newest first.
+    pub jobs: Vec<Job>,
+    /// The rows that could not be read, in the same order.
+    pub skipped: Vec<SkippedJob>,
+}
+
+/// A job row that could not be decoded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SkippedJob {
+    /// The row's job id (as a uuid, or the raw bytes in hex if the id
+    /// itself is malformed).
+    pub id: String,
+    /// Why it could not be read.
+    pub error: StoreError,
 }
 
 /// Who writes a job: the runtime's recorder id and its host process.
@@ -212,8 +263,12 @@ impl Store {
     ///
     /// Errors: the path is a directory or cannot be created
     /// ([`StoreError::Io`]), the file is not an SQLite database
-    /// ([`StoreError::Sqlite`]), it was written by a newer execra
-    /// ([`StoreError::UnsupportedSchemaVersion`]).
+    /// ([`StoreError::Sqlite`]), it is some other SQLite database
+    /// ([`StoreError::NotAHistory`], the file is left unchanged), it was
+    /// written by a newer execra ([`StoreError::UnsupportedSchemaVersion`]).
+    ///
+    /// A history written by the published execra 1.1 is upgraded in place
+    /// (see [Histories of execra 1.1](self#histories-of-execra-11)).
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref();
         if path.is_dir() {
@@ -293,7 +348,24 @@ impl Store {
     }
 
     /// Up to `limit` jobs matching `filter`, newest first.
+    ///
+    /// A row that cannot be decoded (malformed JSON, an unknown state, a
+    /// row written by a newer execra) does not fail the listing: it is
+    /// skipped with a `tracing` warning naming the job id (it still counts
+    /// towards `limit`). Use [`Store::list_jobs_reporting`] to get the
+    /// skipped rows too.
     pub fn list_jobs(&self, limit: usize, filter: &JobsFilter) -> Result<Vec<Job>, StoreError> {
+        Ok(self.list_jobs_reporting(limit, filter)?.jobs)
+    }
+
+    /// Like [`Store::list_jobs`], and also returns the rows it skipped
+    /// because they could not be decoded, each with its job id and error
+    /// (for tools that tell the user, such as `execra ls`).
+    pub fn list_jobs_reporting(
+        &self,
+        limit: usize,
+        filter: &JobsFilter,
+    ) -> Result<JobListing, StoreError> {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs
              WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE value = ?1))
@@ -314,13 +386,19 @@ impl Store {
                 filter.created_before.map(nanos),
                 limit_param(limit),
             ],
-            |r| Ok(decode_job(r)),
+            |r| Ok((raw_id(r), decode_job(r))),
         )?;
-        let mut jobs = Vec::new();
+        let mut listing = JobListing::default();
         for row in rows {
-            jobs.push(row??);
+            match row? {
+                (_, Ok(job)) => listing.jobs.push(job),
+                (id, Err(error)) => {
+                    tracing::warn!(job = %id, %error, "skipping a history row that cannot be read");
+                    listing.skipped.push(SkippedJob { id, error });
+                }
+            }
         }
-        Ok(jobs)
+        Ok(listing)
     }
 
     /// Up to `limit` of a job's stored events, oldest first.
@@ -677,6 +755,16 @@ impl<'c> Writes<'c> {
 
 fn bad(msg: String) -> StoreError {
     StoreError::Serde(<serde_json::Error as serde::de::Error>::custom(msg))
+}
+
+/// The id of a job row, for messages: the uuid, or hex if it is not one.
+fn raw_id(r: &Row<'_>) -> String {
+    match r.get::<_, Vec<u8>>(0) {
+        Ok(b) => Uuid::from_slice(&b)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| b.iter().map(|x| format!("{x:02x}")).collect()),
+        Err(e) => format!("<unreadable id: {e}>"),
+    }
 }
 
 fn decode_job(r: &Row<'_>) -> Result<Job, StoreError> {

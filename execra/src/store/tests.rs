@@ -200,7 +200,20 @@ fn a_row_from_a_newer_schema_is_an_error_not_a_misread() {
         }
         other => panic!("expected UnsupportedSchemaVersion, got {other:?}"),
     }
-    assert!(store.list_jobs(10, &JobsFilter::default()).is_err());
+    // Listing skips it (it is not misread) and says which one it skipped.
+    assert!(store
+        .list_jobs(10, &JobsFilter::default())
+        .expect("list")
+        .is_empty());
+    let listing = store
+        .list_jobs_reporting(10, &JobsFilter::default())
+        .expect("list");
+    assert_eq!(listing.skipped.len(), 1);
+    assert_eq!(listing.skipped[0].id, j.id.to_string());
+    assert!(matches!(
+        listing.skipped[0].error,
+        StoreError::UnsupportedSchemaVersion { found: 99, .. }
+    ));
     // A newer row is left alone by recovery.
     assert_eq!(store.resurrect_stranded_jobs().expect("resurrect"), 0);
 }

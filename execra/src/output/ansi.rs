@@ -16,7 +16,7 @@ const BEL: char = '\u{7}';
 /// is dropped. Text without `ESC` is returned borrowed, without copying.
 ///
 /// ```
-/// use execra::interpret::strip_ansi;
+/// use execra::output::strip_ansi;
 ///
 /// assert_eq!(strip_ansi("\x1b[1;31merror\x1b[0m: boom"), "error: boom");
 /// assert_eq!(strip_ansi("\x1b[2K\x1b[1G 42%"), " 42%");
