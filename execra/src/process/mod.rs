@@ -323,7 +323,9 @@ pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io
 
 /// The OS command for `launch`, without containment, and the master side
 /// of its terminal for a PTY job.
-pub(crate) fn build(launch: &Launch) -> io::Result<(tokio::process::Command, Option<pty::PtyMaster>)> {
+pub(crate) fn build(
+    launch: &Launch,
+) -> io::Result<(tokio::process::Command, Option<pty::PtyMaster>)> {
     let spec = &launch.spec;
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&launch.args);
