@@ -114,7 +114,7 @@ pub struct LsArgs {
     /// Only jobs with this tag.
     #[arg(long)]
     pub tag: Option<String>,
-    /// Only jobs in this state (queued, running, exited, finalized, cancelled).
+    /// Only jobs in this state (queued, running, paused, exited, finalized, cancelled).
     #[arg(long, value_parser = parse_state)]
     pub state: Option<execra::JobState>,
     /// At most this many jobs.

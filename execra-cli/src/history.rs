@@ -36,16 +36,21 @@ fn open_reader(paths: &Paths) -> Result<Store, CliError> {
 /// an unfinished job in the file (the usual case) this only reads, so a
 /// reader does not wait for a busy writer's lock.
 fn reconcile(store: &Store) {
-    let unfinished = [JobState::Queued, JobState::Running, JobState::Exited]
-        .into_iter()
-        .any(|state| {
-            let filter = JobsFilter {
-                state: Some(state),
-                ..JobsFilter::default()
-            };
-            // An error here is not ours to report: the real read follows.
-            store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
-        });
+    let unfinished = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Exited,
+    ]
+    .into_iter()
+    .any(|state| {
+        let filter = JobsFilter {
+            state: Some(state),
+            ..JobsFilter::default()
+        };
+        // An error here is not ours to report: the real read follows.
+        store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
+    });
     if !unfinished {
         return;
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use execra::{Command, Containment, Event, Outcome, Runtime};
+use execra::{Command, Containment, Event, JobState, Outcome, Runtime};
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
@@ -335,6 +335,7 @@ async fn pause_and_resume(c: Containment) {
         seen.push(s.next().await.expect("output before pause"));
     }
     rt.pause(h.id()).expect("pause");
+    assert_eq!(rt.job(h.id()).map(|j| j.state), Some(JobState::Paused));
     // Lines already in the pipe may still arrive: let them, then count.
     let settle = Instant::now() + Duration::from_millis(300);
     while let Ok(Some(ev)) = tokio::time::timeout_at(settle.into(), s.next()).await {
@@ -348,6 +349,7 @@ async fn pause_and_resume(c: Containment) {
     }
     assert_eq!(counted(&seen), before, "output while paused ({c:?})");
     rt.resume(h.id()).expect("resume");
+    assert_eq!(rt.job(h.id()).map(|j| j.state), Some(JobState::Running));
     let deadline = Instant::now() + Duration::from_secs(5);
     while counted(&seen) < before + 3 {
         match tokio::time::timeout_at(deadline.into(), s.next()).await {

@@ -464,6 +464,12 @@ impl Driver {
         self.stopped = true;
         if *self.entry.paused.borrow() && tree.pause(false).is_ok() {
             self.entry.paused.send_replace(false);
+            {
+                let mut s = lock(&self.entry.snapshot);
+                if s.state == JobState::Paused {
+                    s.state = JobState::Running;
+                }
+            }
             self.push(Event::Resumed {
                 job: self.id,
                 at: SystemTime::now(),

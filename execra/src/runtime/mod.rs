@@ -39,7 +39,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::command::{Command, StdinMode};
 use crate::event::Event;
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, JobState};
 use crate::output::{FileRawLogs, OutputLine, OutputRing};
 use crate::store::HistoryRecorder;
 
@@ -328,6 +328,14 @@ impl Runtime {
         }
         tree.pause(paused)?;
         entry.paused.send_replace(paused);
+        {
+            let mut s = lock(&entry.snapshot);
+            match (paused, s.state) {
+                (true, JobState::Running) => s.state = JobState::Paused,
+                (false, JobState::Paused) => s.state = JobState::Running,
+                _ => {}
+            }
+        }
         let at = std::time::SystemTime::now();
         let ev = if paused {
             Event::Paused { job: id, at }
