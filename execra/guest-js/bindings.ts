@@ -18,7 +18,7 @@ export type PhaseId = string;
 
 export type Stream = "stdout" | "stderr";
 
-export type JobState = "queued" | "running" | "exited" | "finalized" | "cancelled";
+export type JobState = "queued" | "running" | "paused" | "exited" | "finalized" | "cancelled";
 
 export type ExitCode = { 
 /**
