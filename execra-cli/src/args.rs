@@ -36,8 +36,23 @@ pub enum Cmd {
     Logs(LogsArgs),
     /// Apply the retention policy now (prune old events and logs).
     Prune,
-    /// Cancel a job running in another `execra` process.
-    Cancel(IdArg),
+    /// Cancel a job running in another `execra` process: its whole tree
+    /// gets SIGTERM, and SIGKILL after the grace period.
+    Cancel(CancelArgs),
+    /// Freeze a running job's whole process tree.
+    Pause(IdArg),
+    /// Thaw a job paused with `execra pause`.
+    Resume(IdArg),
+}
+
+/// `execra cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Job id or a unique prefix of it.
+    pub id: String,
+    /// Time between SIGTERM and SIGKILL (e.g. 5s, 250ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
 }
 
 /// `execra run`.
@@ -80,6 +95,10 @@ pub struct RunArgs {
     /// Print one JSON event per line (the wire protocol) instead of output.
     #[arg(long)]
     pub json: bool,
+    /// How the job's process tree is held: `auto` (a cgroup where one can
+    /// be created, else a process group) or `process-group`.
+    #[arg(long, env = "EXECRA_CONTAINMENT", default_value = "auto", value_parser = parse_containment)]
+    pub containment: execra::Containment,
     /// Give the job `/dev/null` as stdin (by default it reads ours: a pipe
     /// or file as is, the terminal by forwarding).
     #[arg(long)]
@@ -95,7 +114,7 @@ pub struct LsArgs {
     /// Only jobs with this tag.
     #[arg(long)]
     pub tag: Option<String>,
-    /// Only jobs in this state (queued, running, exited, finalized, cancelled).
+    /// Only jobs in this state (queued, running, paused, exited, finalized, cancelled).
     #[arg(long, value_parser = parse_state)]
     pub state: Option<execra::JobState>,
     /// At most this many jobs.
@@ -134,6 +153,15 @@ pub struct LogsArgs {
 pub struct IdArg {
     /// Job id or a unique prefix of it.
     pub id: String,
+}
+
+/// Parse `auto` or `process-group`.
+pub fn parse_containment(s: &str) -> Result<execra::Containment, String> {
+    match s {
+        "auto" => Ok(execra::Containment::Auto),
+        "process-group" => Ok(execra::Containment::ProcessGroup),
+        _ => Err(format!("{s:?}: expected auto or process-group")),
+    }
 }
 
 /// Parse `30s`, `5m`, `1h`, `250ms`, or a plain number of seconds.

@@ -1,4 +1,5 @@
-//! `execra ls`, `show`, `logs`, `prune`, `cancel`: reading the history.
+//! `execra ls`, `show`, `logs`, `prune`: reading the history; `cancel`,
+//! `pause`, `resume`: reaching a job's tree in another process.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime};
@@ -7,7 +8,7 @@ use execra::output::LogTail;
 use execra::store::{JobsFilter, Store};
 use execra::{Event, Job, JobId, JobState, Stream};
 
-use crate::args::{IdArg, LogsArgs, LsArgs, ShowArgs};
+use crate::args::{CancelArgs, IdArg, LogsArgs, LsArgs, ShowArgs};
 use crate::run::open_runtime;
 use crate::style::{duration, timestamp, Style};
 use crate::{CliError, Paths};
@@ -35,16 +36,21 @@ fn open_reader(paths: &Paths) -> Result<Store, CliError> {
 /// an unfinished job in the file (the usual case) this only reads, so a
 /// reader does not wait for a busy writer's lock.
 fn reconcile(store: &Store) {
-    let unfinished = [JobState::Queued, JobState::Running, JobState::Exited]
-        .into_iter()
-        .any(|state| {
-            let filter = JobsFilter {
-                state: Some(state),
-                ..JobsFilter::default()
-            };
-            // An error here is not ours to report: the real read follows.
-            store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
-        });
+    let unfinished = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Paused,
+        JobState::Exited,
+    ]
+    .into_iter()
+    .any(|state| {
+        let filter = JobsFilter {
+            state: Some(state),
+            ..JobsFilter::default()
+        };
+        // An error here is not ours to report: the real read follows.
+        store.list_jobs(1, &filter).map_or(true, |j| !j.is_empty())
+    });
     if !unfinished {
         return;
     }
@@ -210,6 +216,9 @@ pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
     if let Some(o) = &job.outcome {
         w(&mut out, "outcome", o.message());
     }
+    if let Some(u) = usage_line(&events) {
+        w(&mut out, "usage", u);
+    }
     let phases: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
@@ -319,100 +328,99 @@ pub fn prune(paths: &Paths) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Cancel a job owned by another `execra` process: `SIGTERM` to its process
-/// group (after checking the group leader is still the job's process). The
-/// owning process records how the job ended (killed by signal 15).
-pub fn cancel(a: IdArg, paths: &Paths) -> Result<(), CliError> {
+/// Cancel a job owned by another `execra` process through the library
+/// ([`Store::stop_job`]): its whole tree (cgroup, else its process group
+/// with the recorded leader identity) gets `SIGTERM`, then `SIGKILL` after
+/// the grace period. The owning process records how the job ended.
+pub fn cancel(a: CancelArgs, paths: &Paths) -> Result<(), CliError> {
     let store = open_store(paths)?;
     let job = resolve(&store, &a.id)?;
     if job.state.is_terminal() {
         println!("job {} already ended: {}", job.id, job.state);
         return Ok(());
     }
-    let events = store.list_events(job.id, usize::MAX)?;
-    let pid = events.iter().find_map(|e| match e {
-        Event::JobStarted { pid, .. } => Some(*pid),
-        _ => None,
-    });
-    let Some(pid) = pid else {
-        return Err(CliError::new(format!(
-            "job {} has not started a process yet; cancel it from the process that owns it",
-            job.id
-        )));
-    };
-    terminate_group(pid, job.started_at)?;
-    println!(
-        "sent SIGTERM to the process group of job {} (pid {pid})",
-        job.id
-    );
-    Ok(())
+    stop_tree(&store, &job, a.grace)
 }
 
 #[cfg(unix)]
-fn terminate_group(pid: u32, started: Option<SystemTime>) -> Result<(), CliError> {
-    if !same_process(pid, started) {
-        return Err(CliError::new(format!(
-            "process {pid} is gone or is no longer the job's process; nothing was signalled"
-        )));
+fn stop_tree(store: &Store, job: &Job, grace: Duration) -> Result<(), CliError> {
+    match store.stop_job(job.id, grace)? {
+        Some(holder) => {
+            println!(
+                "stopped job {} (SIGTERM, SIGKILL after {} to what was left; its {})",
+                job.id,
+                duration(grace),
+                holder.as_str()
+            );
+            Ok(())
+        }
+        None => Err(not_reachable(job)),
     }
-    let pgid = libc::pid_t::try_from(pid).map_err(|_| CliError::new("invalid pid"))?;
-    // SAFETY: kill(2) on a process group; no memory is involved.
-    if unsafe { libc::kill(-pgid, libc::SIGTERM) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
 }
 
 #[cfg(not(unix))]
-fn terminate_group(_pid: u32, _started: Option<SystemTime>) -> Result<(), CliError> {
+fn stop_tree(_store: &Store, _job: &Job, _grace: Duration) -> Result<(), CliError> {
     Err(CliError::new(
         "cancelling a job owned by another process is only supported on Unix",
     ))
 }
 
-/// Is `pid` alive and did it start when the job started (within 2 s)? On
-/// Linux the start time is checked against `/proc`, so a reused PID is never
-/// signalled; elsewhere only liveness is checked.
+fn not_reachable(job: &Job) -> CliError {
+    CliError::new(format!(
+        "job {}: no process of it can be reached safely (not started yet, already gone, or its \
+         process group id was reused); nothing was signalled",
+        job.id
+    ))
+}
+
+/// `execra pause` / `execra resume`: freeze or thaw a running job's whole
+/// tree ([`Store::pause_job`]).
+pub fn pause(a: IdArg, paths: &Paths, paused: bool) -> Result<(), CliError> {
+    let store = open_store(paths)?;
+    let job = resolve(&store, &a.id)?;
+    if job.state.is_terminal() {
+        println!("job {} already ended: {}", job.id, job.state);
+        return Ok(());
+    }
+    pause_tree(&store, &job, paused)
+}
+
 #[cfg(unix)]
-fn same_process(pid: u32, started: Option<SystemTime>) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let Some(started) = started else { return false };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some(after) = stat.rsplit(')').next() else {
-            return false;
-        };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // Field 22 overall is index 19 after the command name.
-        let Some(ticks) = fields.get(19).and_then(|f| f.parse::<u64>().ok()) else {
-            return false;
-        };
-        let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("btime ")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            })
-        });
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let (Some(btime), true) = (btime, hz > 0) else {
-            return false;
-        };
-        let start = SystemTime::UNIX_EPOCH
-            + Duration::from_secs(btime)
-            + Duration::from_secs_f64(ticks as f64 / hz as f64);
-        let diff = match start.duration_since(started) {
-            Ok(d) => d,
-            Err(e) => e.duration(),
-        };
-        diff < Duration::from_secs(2)
+fn pause_tree(store: &Store, job: &Job, paused: bool) -> Result<(), CliError> {
+    match store.pause_job(job.id, paused)? {
+        Some(holder) => {
+            let what = if paused { "paused" } else { "resumed" };
+            println!("{what} job {} (its {})", job.id, holder.as_str());
+            Ok(())
+        }
+        None => Err(not_reachable(job)),
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = started;
-        // SAFETY: signal 0 only checks for existence.
-        unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-    }
+}
+
+#[cfg(not(unix))]
+fn pause_tree(_store: &Store, _job: &Job, _paused: bool) -> Result<(), CliError> {
+    Err(CliError::new("pause and resume are only supported on Unix"))
+}
+
+/// The `usage` line of `execra show`, from the job's stored
+/// `resources_measured` event.
+fn usage_line(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::ResourcesMeasured { usage, .. } => {
+            let cpu = |us: u64| duration(Duration::from_micros(us));
+            let mut s = format!(
+                "cpu {} user, {} system",
+                cpu(usage.user_cpu_us),
+                cpu(usage.system_cpu_us)
+            );
+            if let Some(peak) = usage.peak_memory_bytes {
+                s.push_str(&format!(", peak memory {:.1} MiB", peak as f64 / 1048576.0));
+            }
+            if !usage.whole_tree {
+                s.push_str(" (main process only)");
+            }
+            Some(s)
+        }
+        _ => None,
+    })
 }

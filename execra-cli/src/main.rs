@@ -132,6 +132,8 @@ fn main() -> ExitCode {
                 Cmd::Logs(a) => history::logs(a, &paths).await.map(|_| 0),
                 Cmd::Prune => history::prune(&paths).map(|_| 0),
                 Cmd::Cancel(a) => history::cancel(a, &paths).map(|_| 0),
+                Cmd::Pause(a) => history::pause(a, &paths, true).map(|_| 0),
+                Cmd::Resume(a) => history::pause(a, &paths, false).map(|_| 0),
             }
         })
     });

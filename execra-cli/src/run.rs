@@ -40,7 +40,16 @@ pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Open the runtime every subcommand shares: history plus gzipped raw logs.
 pub fn open_runtime(paths: &Paths) -> Result<Runtime, CliError> {
+    open_runtime_with(paths, execra::Containment::Auto)
+}
+
+/// [`open_runtime`] with a chosen containment (`execra run --containment`).
+pub fn open_runtime_with(
+    paths: &Paths,
+    containment: execra::Containment,
+) -> Result<Runtime, CliError> {
     Runtime::builder()
+        .containment(containment)
         .history(&paths.db)
         .log_dir(&paths.logs)
         .raw_output(RawOutputPolicy::PersistGzipOnFinalize)
@@ -52,7 +61,7 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let Some((program, args)) = a.command.split_first() else {
         return Err(CliError::usage("missing program after `--`"));
     };
-    let rt = open_runtime(paths)?;
+    let rt = open_runtime_with(paths, a.containment)?;
     let mut cmd = Command::new(program.clone())
         .args(args.iter().cloned())
         .tags(a.tags.iter().cloned())

@@ -18,7 +18,7 @@ export type PhaseId = string;
 
 export type Stream = "stdout" | "stderr";
 
-export type JobState = "queued" | "running" | "exited" | "finalized" | "cancelled";
+export type JobState = "queued" | "running" | "paused" | "exited" | "finalized" | "cancelled";
 
 export type ExitCode = { 
 /**
@@ -306,6 +306,25 @@ text: string,
  */
 at: SystemTime, };
 
+export type ResourceUsage = { 
+/**
+ * CPU time spent in user mode, in microseconds.
+ */
+user_cpu_us: number, 
+/**
+ * CPU time spent in the kernel, in microseconds.
+ */
+system_cpu_us: number, 
+/**
+ * Peak memory in bytes, where the platform reports it.
+ */
+peak_memory_bytes: number | null, 
+/**
+ * `true` when the CPU figures cover the whole tree (a cgroup); `false`
+ * when they cover the main process and the children it waited for.
+ */
+whole_tree: boolean, };
+
 export type Event = { "kind": "job_created", 
 /**
  * The job.
@@ -552,6 +571,34 @@ at: SystemTime, } | { "kind": "cancelled",
  * The job.
  */
 job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "paused", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "resumed", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * When.
+ */
+at: SystemTime, } | { "kind": "resources_measured", 
+/**
+ * The job.
+ */
+job: JobId, 
+/**
+ * CPU time and peak memory.
+ */
+usage: ResourceUsage, 
 /**
  * When.
  */

@@ -75,6 +75,7 @@ pub struct Command {
     secret_env: Vec<(usize, String)>,
     stdin: StdinMode,
     interpreter: Option<Box<dyn Interpreter + Send>>,
+    keep_leftovers: bool,
     /// Output encoding label ([`Command::encoding`]); `None` is UTF-8.
     encoding: Option<String>,
     /// Run on a pseudo-terminal of this size ([`Command::pty`]).
@@ -142,6 +143,8 @@ pub(crate) struct Launch {
     pub stdin: StdinMode,
     pub interpreter: Option<Box<dyn Interpreter + Send>>,
     pub secrets: Vec<String>,
+    /// Leave processes the main process left behind running at job end.
+    pub keep_leftovers: bool,
     /// The output encoding (UTF-8 unless [`Command::encoding`] said otherwise).
     pub encoding: &'static encoding_rs::Encoding,
     /// Run on a pseudo-terminal of this size.
@@ -164,6 +167,7 @@ impl Command {
             secret_env: Vec::new(),
             stdin: StdinMode::Null,
             interpreter: None,
+            keep_leftovers: false,
             encoding: None,
             pty: None,
             keep_ansi: false,
@@ -326,6 +330,17 @@ impl Command {
         self
     }
 
+    /// Leave running what the main process leaves behind when it exits
+    /// (default `false`: when the main process has exited and its pipes are
+    /// drained, everything else in the job's tree is killed). Set it for
+    /// tools that intentionally start a daemon. Cancel and timeout still
+    /// stop the whole tree. With a cgroup, a kept tree stays in the job's
+    /// cgroup, which is then not removed.
+    pub fn keep_leftovers(mut self, yes: bool) -> Self {
+        self.keep_leftovers = yes;
+        self
+    }
+
     /// Windows: start without a console window. Ignored elsewhere.
     pub fn hide_window(mut self, yes: bool) -> Self {
         self.spec.hide_window = yes;
@@ -450,6 +465,7 @@ impl Command {
             stdin: self.stdin,
             interpreter: self.interpreter,
             secrets,
+            keep_leftovers: self.keep_leftovers,
             encoding,
             pty: self.pty,
             keep_ansi: self.keep_ansi,

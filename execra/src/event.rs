@@ -263,6 +263,37 @@ pub enum Event {
         #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
         at: SystemTime,
     },
+    /// The job's whole process tree was frozen
+    /// ([`Runtime::pause`](crate::Runtime::pause)).
+    Paused {
+        /// The job.
+        job: JobId,
+        /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
+        at: SystemTime,
+    },
+    /// The job's process tree runs again
+    /// ([`Runtime::resume`](crate::Runtime::resume)).
+    Resumed {
+        /// The job.
+        job: JobId,
+        /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
+        at: SystemTime,
+    },
+    /// What the job's processes used, measured when its tree ended (only
+    /// where the platform can measure it). Stored in history just before
+    /// `finalized`, not sent to live subscribers: read it with
+    /// [`Runtime::usage`](crate::Runtime::usage).
+    ResourcesMeasured {
+        /// The job.
+        job: JobId,
+        /// CPU time and peak memory.
+        usage: crate::process::ResourceUsage,
+        /// When.
+        #[cfg_attr(feature = "ts", ts(type = "SystemTime"))]
+        at: SystemTime,
+    },
 }
 
 impl Event {
@@ -286,7 +317,10 @@ impl Event {
             | Event::InterpreterError { job, .. }
             | Event::Exited { job, .. }
             | Event::Finalized { job, .. }
-            | Event::Cancelled { job, .. } => *job,
+            | Event::Cancelled { job, .. }
+            | Event::Paused { job, .. }
+            | Event::Resumed { job, .. }
+            | Event::ResourcesMeasured { job, .. } => *job,
         }
     }
 
@@ -310,7 +344,10 @@ impl Event {
             | Event::InterpreterError { at, .. }
             | Event::Exited { at, .. }
             | Event::Finalized { at, .. }
-            | Event::Cancelled { at, .. } => *at,
+            | Event::Cancelled { at, .. }
+            | Event::Paused { at, .. }
+            | Event::Resumed { at, .. }
+            | Event::ResourcesMeasured { at, .. } => *at,
         }
     }
 
@@ -335,6 +372,9 @@ impl Event {
             Event::Exited { .. } => "exited",
             Event::Finalized { .. } => "finalized",
             Event::Cancelled { .. } => "cancelled",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::ResourcesMeasured { .. } => "resources_measured",
         }
     }
 

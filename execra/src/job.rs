@@ -59,6 +59,10 @@ pub enum JobState {
     Queued,
     /// The process is running.
     Running,
+    /// The job's whole process tree is frozen
+    /// ([`Runtime::pause`](crate::Runtime::pause)); `running` again on
+    /// resume.
+    Paused,
     /// The process exited; interpretation is being finished.
     Exited,
     /// Terminal: the outcome is known.
@@ -78,6 +82,7 @@ impl JobState {
         match self {
             JobState::Queued => "queued",
             JobState::Running => "running",
+            JobState::Paused => "paused",
             JobState::Exited => "exited",
             JobState::Finalized => "finalized",
             JobState::Cancelled => "cancelled",
@@ -97,6 +102,7 @@ impl std::str::FromStr for JobState {
         Ok(match s {
             "queued" => JobState::Queued,
             "running" => JobState::Running,
+            "paused" => JobState::Paused,
             "exited" => JobState::Exited,
             "finalized" => JobState::Finalized,
             "cancelled" => JobState::Cancelled,

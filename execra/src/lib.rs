@@ -1,7 +1,9 @@
 //! # execra — a typed job runtime for programs that drive command-line tools
 //!
-//! Hand the [`Runtime`] a [`Command`]; it spawns the program in its own
-//! process group, decodes its output into lines, feeds them to a per-job
+//! Hand the [`Runtime`] a [`Command`]; it spawns the program so the job owns
+//! its whole process tree (a cgroup per job on Linux where possible, else a
+//! process group; a Job Object on Windows — see [`Containment`]), decodes
+//! its output into lines, feeds them to a per-job
 //! [`Interpreter`] that turns them into typed events (phases, progress,
 //! findings), cancels the whole process tree on request or timeout, enforces a
 //! concurrency limit, and streams every [`Event`] to any number of
@@ -51,6 +53,7 @@ pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
 pub use job::{Job, JobId, JobState};
 pub use outcome::{ExitCode, FailureReason, Outcome};
 pub use phase::{Phase, PhaseId, PhaseModel};
+pub use process::{Containment, ResourceUsage};
 pub use progress::{Progress, ProgressMetric};
 pub use runtime::{
     Error, EventStream, JobHandle, JobsQuery, Lag, NotReady, RawOutputPolicy, RetentionPolicy,

@@ -489,9 +489,15 @@ fn role() -> Option<(String, PathBuf)> {
 }
 
 /// The child side: a host that starts `sleep 1000`, reports it, and waits
-/// to be killed.
+/// to be killed. On the process-group path: with a cgroup the host's
+/// watchdog would kill the tree with the host (`containment.rs` and the
+/// CLI's `contain.rs` test that); this test is about recovery.
 async fn crash_host(path: &Path) {
-    let rt = history_rt(path);
+    let rt = Runtime::builder()
+        .history(path)
+        .containment(execra::Containment::ProcessGroup)
+        .build()
+        .expect("runtime");
     let h = rt
         .spawn(
             Command::new("sleep")

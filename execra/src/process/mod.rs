@@ -1,28 +1,280 @@
-//! Processes: spawning a command in its own process group (Unix) or Job
-//! Object (Windows), and terminating the whole tree.
+//! Processes: spawning a command so that the job owns its whole tree, and
+//! stopping, pausing and measuring that tree.
 //!
-//! The runtime only talks to [`ProcessTree`]: `terminate` asks politely
-//! (`SIGTERM` to the group; on Windows there is no polite request, so it
-//! kills), `kill` insists (`SIGKILL` to the group / `TerminateJobObject`).
+//! The runtime only talks to [`ProcessTree`]: `terminate` asks politely,
+//! `kill` insists, `pause`/`resume` freeze and thaw, `usage` measures. What
+//! holds the tree depends on the platform and on [`Containment`]:
+//!
+//! - Linux, [`Containment::Auto`]: a cgroup v2 per job (`cgroup.rs`) where
+//!   the host may create one; otherwise as below.
+//! - Unix, process group (`unix.rs`): the child leads a new process group;
+//!   signals go to the group (through [`identity::signal_group`], which
+//!   never signals a reused group id) and, on Linux, to live descendants of
+//!   the leader found in `/proc`.
+//! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
+//!
+//! `identity.rs` is process identity (pid + start time + boot id), used to
+//! tell a process from a later one that reuses its pid.
 
 use std::io;
 use std::process::Stdio;
 
-use crate::command::{Launch, StdinMode};
+use serde::{Deserialize, Serialize};
 
+use crate::command::{Launch, StdinMode};
+use crate::job::JobId;
+
+#[cfg(target_os = "linux")]
+pub(crate) mod cgroup;
+pub(crate) mod identity;
 pub(crate) mod pty;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::ProcessTree;
 
+/// How a job's process tree is held (see
+/// [`RuntimeBuilder::containment`](crate::RuntimeBuilder::containment) and
+/// the README's "What each platform guarantees").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Containment {
+    /// The strongest the platform allows: on Linux a cgroup v2 per job
+    /// where the host may create one (root, or a delegated subtree), else a
+    /// process group; on Windows a Job Object; elsewhere a process group.
+    #[default]
+    Auto,
+    /// A process group only, even where a cgroup could be created (Unix;
+    /// Windows keeps its Job Object). On Linux, live descendants of the main
+    /// process are signalled too. Useful to test the fallback path.
+    ProcessGroup,
+}
+
+/// CPU time and peak memory a job used, measured when it ended (see
+/// [`Runtime::usage`](crate::Runtime::usage)).
+///
+/// With a cgroup (Linux), CPU time covers the whole tree (`cpu.stat`) and
+/// peak memory is the cgroup's `memory.peak` where the memory controller is
+/// enabled, else the main process's. Without one, both come from the main
+/// process's `rusage` (itself and the children it waited for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// CPU time spent in user mode, in microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub user_cpu_us: u64,
+    /// CPU time spent in the kernel, in microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub system_cpu_us: u64,
+    /// Peak memory in bytes, where the platform reports it.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub peak_memory_bytes: Option<u64>,
+    /// `true` when the CPU figures cover the whole tree (a cgroup); `false`
+    /// when they cover the main process and the children it waited for.
+    pub whole_tree: bool,
+}
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::ProcessTree;
 
+/// Crash recovery: kill what is left of a stranded job's tree — its cgroup
+/// (Linux; killed and removed) and its process group, when the recorded
+/// leader identity shows the group id was not reused.
+pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
+    #[cfg(target_os = "linux")]
+    cgroup::kill_stranded(job);
+    #[cfg(not(target_os = "linux"))]
+    let _ = job;
+    if let Some(leader) = leader {
+        identity::kill_stranded_group(leader);
+    }
+}
+
+/// Watch the main process `pid` until it exits, without reaping it, and
+/// return its resource usage (Linux: the raw `waitid` syscall with
+/// `WNOWAIT` fills a `rusage` for the zombie — the process and the children
+/// it waited for). The runtime awaits this before reaping the child, so the
+/// figures are always there. Runs on a small thread of its own (a job's
+/// lifetime); `None` where unsupported.
+pub(crate) fn watch_leader(pid: u32) -> LeaderWatch {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    #[cfg(target_os = "linux")]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("execra-leader".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = tx.send(leader_rusage(pid));
+            });
+        if let Err(e) = spawned {
+            // The closure (and `tx`) is dropped: the receiver reads "no
+            // figures" at once.
+            let _ = e;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, tx.send(None));
+    }
+    LeaderWatch {
+        rx: Some(rx),
+        usage: None,
+    }
+}
+
+/// The main process's exit as seen by [`watch_leader`], and its usage.
+#[derive(Debug)]
+pub(crate) struct LeaderWatch {
+    rx: Option<tokio::sync::oneshot::Receiver<Option<ResourceUsage>>>,
+    usage: Option<ResourceUsage>,
+}
+
+impl LeaderWatch {
+    /// Wait until the main process exited (it is not reaped yet). Cancel
+    /// safe: calling it again after completion returns at once.
+    pub(crate) async fn exited(&mut self) {
+        if let Some(rx) = &mut self.rx {
+            let v = rx.await;
+            self.rx = None;
+            self.usage = v.ok().flatten();
+        }
+    }
+
+    /// The main process's usage, once [`exited`](Self::exited) returned.
+    pub(crate) fn usage(&self) -> Option<ResourceUsage> {
+        self.usage.clone()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn leader_rusage(pid: u32) -> Option<ResourceUsage> {
+    let pid = libc::id_t::try_from(pid).ok()?;
+    loop {
+        // SAFETY: zeroed plain C structs filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the raw waitid syscall takes a fifth `struct rusage *`
+        // argument (glibc's wrapper does not expose it); both pointers are
+        // valid for the call. WNOWAIT leaves the child for tokio to reap.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PID,
+                pid,
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOWAIT,
+                &mut ru as *mut libc::rusage,
+            )
+        };
+        if r == 0 {
+            let us = |t: libc::timeval| {
+                u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000
+                    + u64::try_from(t.tv_usec).unwrap_or(0)
+            };
+            return Some(ResourceUsage {
+                user_cpu_us: us(ru.ru_utime),
+                system_cpu_us: us(ru.ru_stime),
+                // ru_maxrss is in KiB on Linux.
+                peak_memory_bytes: u64::try_from(ru.ru_maxrss).ok().map(|k| k * 1024),
+                whole_tree: false,
+            });
+        }
+        if std::io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+/// A job's tree reached from outside the process that runs it (the CLI's
+/// `cancel`, `pause`, `resume`): its cgroup, found by the job id, else its
+/// process group and the leader's live descendants, signalled only through
+/// [`identity::signal_tree`] with the leader identity recorded at spawn
+/// (never a reused group id; nothing when the identity was not recorded).
+#[cfg(unix)]
+#[derive(Debug)]
+pub(crate) struct RecordedTree {
+    leader: Option<identity::ProcId>,
+    #[cfg(target_os = "linux")]
+    cgroup: Option<std::path::PathBuf>,
+}
+
+#[cfg(unix)]
+impl RecordedTree {
+    /// Locate the tree of `job`.
+    pub(crate) fn find(job: JobId, leader: Option<identity::ProcId>) -> Self {
+        #[cfg(not(target_os = "linux"))]
+        let _ = job;
+        RecordedTree {
+            leader: leader.filter(|l| l.start.is_some() && l.boot.is_some()),
+            #[cfg(target_os = "linux")]
+            cgroup: cgroup::find(job),
+        }
+    }
+
+    /// What holds the tree: `"cgroup"`, `"process group"` or `None` when it
+    /// cannot be reached safely.
+    pub(crate) fn holder(&self) -> Option<&'static str> {
+        #[cfg(target_os = "linux")]
+        if self.cgroup.is_some() {
+            return Some("cgroup");
+        }
+        self.leader.as_ref().map(|_| "process group")
+    }
+
+    /// Send `sig` to the whole tree. `true` if anything was signalled.
+    #[cfg(unix)]
+    pub(crate) fn signal(&self, sig: i32) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::signal_dir(dir, sig) > 0;
+        }
+        match &self.leader {
+            Some(l) => identity::signal_tree(l, sig, &mut Vec::new()),
+            None => false,
+        }
+    }
+
+    /// Kill the whole tree (`cgroup.kill`, else `SIGKILL` to the group).
+    #[cfg(unix)]
+    pub(crate) fn kill(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            let had = cgroup::populated(dir);
+            cgroup::kill_dir(dir);
+            return had;
+        }
+        self.signal(libc::SIGKILL)
+    }
+
+    /// Freeze or thaw the tree (`cgroup.freeze`, else `SIGSTOP`/`SIGCONT`).
+    #[cfg(unix)]
+    pub(crate) fn pause(&self, frozen: bool) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::freeze_dir(dir, frozen).is_ok();
+        }
+        self.signal(if frozen { libc::SIGSTOP } else { libc::SIGCONT })
+    }
+
+    /// `true` while anything of the tree is still running.
+    #[cfg(unix)]
+    pub(crate) fn alive(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.cgroup {
+            return cgroup::populated(dir);
+        }
+        self.signal(0)
+    }
+}
+
 /// A started child with its pipes and its tree.
 pub(crate) struct Spawned {
+    /// Resource usage of the main process, ready once it exited (before
+    /// it is reaped).
+    pub leader_usage: LeaderWatch,
     pub child: tokio::process::Child,
     pub tree: ProcessTree,
     pub pid: u32,
@@ -30,8 +282,9 @@ pub(crate) struct Spawned {
     pub pty: Option<pty::PtyMaster>,
 }
 
-/// Build and start the OS process for `launch`.
-pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
+/// Build and start the OS process for `launch`, held as `containment`
+/// says.
+pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io::Result<Spawned> {
     let spec = &launch.spec;
     if spec.program.is_empty() {
         return Err(io::Error::new(
@@ -65,7 +318,15 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
             ));
         }
     }
+    ProcessTree::spawn(launch, containment, job)
+}
 
+/// The OS command for `launch`, without containment, and the master side
+/// of its terminal for a PTY job.
+pub(crate) fn build(
+    launch: &Launch,
+) -> io::Result<(tokio::process::Command, Option<pty::PtyMaster>)> {
+    let spec = &launch.spec;
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&launch.args);
     if spec.env_clear {
@@ -78,7 +339,8 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
         cmd.current_dir(cwd);
     }
     cmd.kill_on_drop(false);
-    // A PTY child leads its own session (and so its own process group).
+    // A PTY child leads its own session (and so its own process group);
+    // otherwise the containment layer puts it in a new group.
     let pty = match launch.pty {
         Some(size) => Some(pty::attach(&mut cmd, size)?),
         None => {
@@ -89,25 +351,10 @@ pub(crate) fn spawn(launch: &Launch) -> io::Result<Spawned> {
             });
             cmd.stdout(Stdio::piped());
             cmd.stderr(Stdio::piped());
-            ProcessTree::configure(&mut cmd, spec.hide_window);
             None
         }
     };
-
-    let child = cmd
-        .spawn()
-        .map_err(|e| describe_spawn_error(&spec.program, e))?;
-    let pid = child.id().unwrap_or(0);
-    // The child has its copies of the terminal's slave side: drop ours, so
-    // the master reads end-of-file once the child's are closed.
-    drop(cmd);
-    let tree = ProcessTree::attach(&child)?;
-    Ok(Spawned {
-        child,
-        tree,
-        pid,
-        pty,
-    })
+    Ok((cmd, pty))
 }
 
 /// Reject a NUL byte in `value`; the error shows `shown` (the value as the
@@ -124,7 +371,7 @@ fn check_nul(what: &str, value: &str, shown: &str) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
 }
 
-fn describe_spawn_error(program: &str, e: io::Error) -> io::Error {
+pub(crate) fn describe_spawn_error(program: &str, e: io::Error) -> io::Error {
     let what = match e.kind() {
         io::ErrorKind::NotFound => format!("program not found: {program}"),
         io::ErrorKind::PermissionDenied => {

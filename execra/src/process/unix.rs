@@ -1,46 +1,294 @@
-//! Unix: the child leads a new process group; signals go to the group.
+//! Unix: the child leads a new process group, and on Linux it is also put
+//! into its own cgroup when one can be created (see `cgroup.rs`).
+//!
+//! Without a cgroup, signals go to the process group (through
+//! [`identity::signal_group`], which never signals a reused group id) and,
+//! on Linux, to every live descendant of the main process found in `/proc`
+//! (this reaches a `setsid` child while its parent lives; a process whose
+//! parent already exited, as after a double fork, is out of reach).
 
 use std::io;
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::sync::Mutex;
 
-/// The child's process group.
+use crate::command::Launch;
+use crate::job::JobId;
+
+#[cfg(target_os = "linux")]
+use super::cgroup::JobCgroup;
+use super::identity::{self, ProcId};
+use super::pty::PtyMaster;
+use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
+
+/// A job's process tree: its process group, and its cgroup where there is
+/// one.
 #[derive(Debug)]
 pub(crate) struct ProcessTree {
-    pgid: libc::pid_t,
+    leader: ProcId,
+    #[cfg(target_os = "linux")]
+    cgroup: Option<JobCgroup>,
+    /// Descendants seen while stopping (process-group path), so a process
+    /// orphaned between `terminate` and `kill` still gets the `SIGKILL`.
+    seen: Mutex<Vec<ProcId>>,
 }
 
 impl ProcessTree {
-    /// Put the child in a new process group (its pid becomes the group id).
-    pub(crate) fn configure(cmd: &mut tokio::process::Command, _hide_window: bool) {
-        cmd.process_group(0);
+    /// Start `launch` in a new process group (and cgroup, where possible).
+    pub(crate) fn spawn(
+        launch: &Launch,
+        containment: Containment,
+        job: JobId,
+    ) -> io::Result<Spawned> {
+        #[cfg(target_os = "linux")]
+        {
+            // A `pre_exec` hook makes std fork + execvp instead of
+            // posix_spawn, and execvp runs a file it cannot execute (no ELF
+            // header, no `#!`) through `/bin/sh`; posix_spawn fails it. Keep
+            // one behaviour: such a file takes the process-group path.
+            let cgroup = match containment {
+                Containment::Auto if !runs_via_shell_fallback(launch) => JobCgroup::create(job),
+                _ => None,
+            };
+            if let Some(cg) = cgroup {
+                let (mut cmd, pty) = build(launch)?;
+                new_group(&mut cmd, &pty);
+                enter_in_pre_exec(&mut cmd, &cg)?;
+                match cmd.spawn() {
+                    Ok(child) => {
+                        // The child has its copies of a terminal's slave
+                        // side: drop ours, so the master reads end-of-file
+                        // once the child's are closed.
+                        drop(cmd);
+                        return Self::attach(child, pty, Some(cg));
+                    }
+                    Err(_) => {
+                        // Entering the cgroup may be what failed (no
+                        // permission to move a process there): retry once
+                        // on the process-group path, which reports the
+                        // real error if the program itself cannot start.
+                        drop((cg, cmd, pty));
+                        let (mut cmd, pty) = build(launch)?;
+                        new_group(&mut cmd, &pty);
+                        let child = cmd
+                            .spawn()
+                            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+                        drop(cmd);
+                        super::cgroup::mark_unusable();
+                        return Self::attach(child, pty, None);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (containment, job);
+        let (mut cmd, pty) = build(launch)?;
+        new_group(&mut cmd, &pty);
+        let child = cmd
+            .spawn()
+            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+        drop(cmd);
+        Self::attach(
+            child,
+            pty,
+            #[cfg(target_os = "linux")]
+            None,
+        )
     }
 
-    pub(crate) fn attach(child: &tokio::process::Child) -> io::Result<Self> {
+    fn attach(
+        child: tokio::process::Child,
+        pty: Option<PtyMaster>,
+        #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,
+    ) -> io::Result<Spawned> {
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("child exited before it could be tracked"))?;
-        Ok(ProcessTree {
-            pgid: pid as libc::pid_t,
+        // The child is not reaped yet, so this pid is still this process:
+        // its identity recorded now is the leader's.
+        let tree = ProcessTree {
+            leader: ProcId::of(pid),
+            #[cfg(target_os = "linux")]
+            cgroup,
+            seen: Mutex::new(Vec::new()),
+        };
+        Ok(Spawned {
+            leader_usage: super::watch_leader(pid),
+            child,
+            tree,
+            pid,
+            pty,
         })
     }
 
-    /// Ask the whole group to stop (`SIGTERM`).
-    pub(crate) fn terminate(&self) {
-        signal_group(self.pgid, libc::SIGTERM);
+    /// The main process's identity, recorded right after spawn.
+    pub(crate) fn leader(&self) -> &ProcId {
+        &self.leader
     }
 
-    /// Kill the whole group (`SIGKILL`).
+    /// Ask the whole tree to stop (`SIGTERM`).
+    pub(crate) fn terminate(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.terminate();
+            return;
+        }
+        self.signal_all(libc::SIGTERM);
+    }
+
+    /// Kill the whole tree (`SIGKILL`).
     pub(crate) fn kill(&self) {
-        signal_group(self.pgid, libc::SIGKILL);
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
+            return;
+        }
+        self.signal_all(libc::SIGKILL);
+    }
+
+    /// Freeze (`true`) or thaw (`false`) the whole tree: `cgroup.freeze`,
+    /// else `SIGSTOP`/`SIGCONT` to the group and live descendants.
+    pub(crate) fn pause(&self, frozen: bool) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.freeze(frozen);
+        }
+        self.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(())
+    }
+
+    /// Resource usage: the cgroup's figures where there is one (peak
+    /// memory from the main process's `leader` figures if the cgroup has no
+    /// `memory.peak`), else `leader`'s.
+    pub(crate) fn usage(&self, leader: Option<ResourceUsage>) -> Option<ResourceUsage> {
+        #[cfg(target_os = "linux")]
+        if let Some(mut u) = self.cgroup.as_ref().and_then(JobCgroup::usage) {
+            if u.peak_memory_bytes.is_none() {
+                u.peak_memory_bytes = leader.and_then(|l| l.peak_memory_bytes);
+            }
+            return Some(u);
+        }
+        leader
+    }
+
+    /// `true` while anything of the tree may still run: the cgroup is
+    /// populated, or (process group) a signal-0 probe reaches the group.
+    pub(crate) fn populated(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.populated();
+        }
+        identity::signal_group(&self.leader, 0)
+    }
+
+    /// Let leftovers go (`Command::keep_leftovers`): they leave the job's
+    /// cgroup for the host's, so nothing kills them later.
+    pub(crate) fn release_leftovers(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            cg.release_leftovers();
+        }
+    }
+
+    /// Forget the tree's kernel objects (remove an empty cgroup). `true`
+    /// once nothing is left to remove.
+    pub(crate) fn release(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return !cg.populated() && cg.remove();
+        }
+        true
+    }
+
+    /// Process-group path: [`identity::signal_tree`].
+    fn signal_all(&self, sig: libc::c_int) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        identity::signal_tree(&self.leader, sig, &mut seen);
     }
 }
 
-/// Send `sig` to process group `pgid`. A group that no longer exists is not
-/// an error (everything in it already exited).
-pub(crate) fn signal_group(pgid: libc::pid_t, sig: libc::c_int) -> bool {
-    if pgid <= 1 {
-        return false;
+/// Would execvp fall back to `/bin/sh` for this program (an executable file
+/// that is neither ELF nor `#!`)? Resolved like exec does: a name with `/`
+/// relative to the working directory, else through `PATH` (the child's, if
+/// the command sets one).
+#[cfg(target_os = "linux")]
+fn runs_via_shell_fallback(launch: &Launch) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    let program = &launch.spec.program;
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        let p = PathBuf::from(program);
+        vec![match &launch.spec.cwd {
+            Some(cwd) if p.is_relative() => cwd.join(p),
+            _ => p,
+        }]
+    } else {
+        let path = launch
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(program))
+            .collect()
+    };
+    for c in candidates {
+        let Ok(meta) = std::fs::metadata(&c) else {
+            continue;
+        };
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            continue;
+        }
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(&c)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        return !(head[..n].starts_with(b"\x7fELF") || head[..n].starts_with(b"#!"));
     }
-    // SAFETY: kill(2) with a negative pid signals a process group; it has no
-    // memory-safety preconditions.
-    unsafe { libc::kill(-pgid, sig) == 0 }
+    false
+}
+
+/// A new process group led by the child — unless it runs on a terminal,
+/// where it leads a new session (and so a group) from `pty`'s `pre_exec`;
+/// `setsid` would fail in a process that already leads a group.
+fn new_group(cmd: &mut tokio::process::Command, pty: &Option<PtyMaster>) {
+    if pty.is_none() {
+        cmd.process_group(0);
+    }
+}
+
+/// In the child, between fork and exec: write `0` (the calling process) to
+/// the cgroup's `cgroup.procs`, so the program starts inside the cgroup.
+#[cfg(target_os = "linux")]
+fn enter_in_pre_exec(cmd: &mut tokio::process::Command, cg: &JobCgroup) -> io::Result<()> {
+    let path = cg.procs_path()?;
+    let enter = move || {
+        // Only async-signal-safe calls here (open/write/close); the path
+        // was allocated before fork.
+        // SAFETY: `path` is a valid NUL-terminated string; the buffer
+        // passed to write(2) is a static byte.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = (n != 1).then(io::Error::last_os_error);
+            libc::close(fd);
+            match err {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    };
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(enter);
+    }
+    Ok(())
 }

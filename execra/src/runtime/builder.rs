@@ -108,6 +108,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How each job's process tree is held (default
+    /// [`Containment::Auto`](crate::Containment::Auto): a cgroup per job on
+    /// Linux where the host may create one, else a process group; a Job
+    /// Object on Windows). [`Containment::ProcessGroup`](crate::Containment::ProcessGroup)
+    /// forces the process-group path.
+    pub fn containment(mut self, c: crate::process::Containment) -> Self {
+        self.config.containment = c;
+        self
+    }
+
     /// How much output all finished jobs together keep in memory for late
     /// subscribers and [`Runtime::output`](super::Runtime::output) (default
     /// 32 MiB). Each finished job keeps at most its last 1024 lines / 1 MiB;

@@ -58,6 +58,7 @@ pub(crate) struct RuntimeConfig {
     pub ring_lines: usize,
     pub ring_bytes: usize,
     pub max_finished_jobs: usize,
+    pub containment: crate::process::Containment,
     /// Output bytes kept across all finished jobs (event logs and
     /// `MemoryOnly` rings).
     pub finished_output_budget: usize,
@@ -80,6 +81,7 @@ impl Default for RuntimeConfig {
             ring_lines: 131_072,
             ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
+            containment: crate::process::Containment::Auto,
             finished_output_budget: DEFAULT_FINISHED_OUTPUT_BUDGET,
         }
     }

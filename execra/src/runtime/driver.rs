@@ -12,8 +12,11 @@
 //! [`stop`](super::stop); what the interpreter's events mean for the job and
 //! the verdict in [`tally`](super::tally); masking secrets in
 //! [`Redactor`](crate::command::Redactor); signalling the tree in
-//! `crate::process`. When a job ends, anything left of its tree is killed:
-//! a job owns its tree.
+//! `crate::process`. When a job ends, anything left of its tree is killed
+//! (its cgroup, or its process group and live descendants): a job owns its
+//! tree, unless the command keeps leftovers (`Command::keep_leftovers`).
+//! Pausing freezes the tree (`Runtime::pause`); the timeout does not count
+//! paused time.
 //!
 //! There is one way a job ends: [`Driver::finish`], or — when the driver
 //! task is dropped before it got there (its tokio runtime shut down, even
@@ -106,7 +109,7 @@ async fn drive(
     // timeout) fails like a program that cannot start.
     let spawned = match job.launch.invalid.clone() {
         Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
-        None => process::spawn(&job.launch),
+        None => process::spawn(&job.launch, inner.config.containment, job.id),
     };
     let spawned = match spawned {
         Ok(s) => s,
@@ -125,6 +128,9 @@ async fn drive(
     };
     tracing::info!(pid = spawned.pid, "spawned");
     let tree = Arc::new(spawned.tree);
+    // The leader's identity as of now (not later on the history writer,
+    // when the pid may be reaped and reused).
+    process::identity::remember_leader(tree.leader().clone());
     guard.tree = Some(Arc::clone(&tree));
     let pty = match spawned.pty.map(|m| m.split()).transpose() {
         Ok(p) => p.map(|(reader, writer, control)| {
@@ -145,11 +151,21 @@ async fn drive(
             return job.finish(outcome, &mut guard).await;
         }
     };
+    *lock(&entry.tree) = Some(Arc::clone(&tree));
+    let mut leader = spawned.leader_usage;
     let outcome = job
-        .supervise(spawned.child, spawned.pid, &tree, stdin_rx, cancel_rx, pty)
+        .supervise(
+            spawned.child,
+            spawned.pid,
+            &tree,
+            (stdin_rx, &mut leader),
+            cancel_rx,
+            pty,
+        )
         .await;
-    // The job owns its tree: nothing of it outlives the job.
-    tree.kill();
+    // The job owns its tree: nothing of it outlives the job (unless the
+    // command keeps leftovers and was not stopped).
+    job.end_tree(&tree, leader.usage()).await;
     job.finish(outcome, &mut guard).await;
 }
 
@@ -165,6 +181,8 @@ struct Driver {
     started: Instant,
     batch: Vec<Item>,
     raw: Option<RawLog>,
+    /// Cancel or timeout began (the whole tree goes, leftovers or not).
+    stopped: bool,
     /// `started.elapsed()` for the lines of the pipe read being handled.
     batch_elapsed: Option<Duration>,
 }
@@ -184,6 +202,7 @@ impl Driver {
             started: Instant::now(),
             batch: Vec::new(),
             raw: None,
+            stopped: false,
             batch_elapsed: None,
         }
     }
@@ -210,7 +229,10 @@ impl Driver {
         mut child: tokio::process::Child,
         pid: u32,
         tree: &ProcessTree,
-        stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
+        (stdin_rx, leader): (
+            Option<mpsc::UnboundedReceiver<StdinMsg>>,
+            &mut process::LeaderWatch,
+        ),
         mut cancel_rx: tokio::sync::watch::Receiver<bool>,
         pty: Option<(PtyReader, PtyWriter)>,
     ) -> Outcome {
@@ -245,6 +267,7 @@ impl Driver {
         });
         let mut segs = Vec::new();
         let mut exit: Option<ExitCode> = None;
+        let mut paused_rx = self.entry.paused.subscribe();
         if *cancel_rx.borrow_and_update() {
             self.stop(&mut deadlines, StopReason::Cancel, tree);
         }
@@ -275,9 +298,14 @@ impl Driver {
                     read_data = true;
                     self.take(&mut err, r, &mut segs);
                 }
-                status = child.wait(), if exit.is_none() => {
+                // The usage probe sees the exit without reaping; reap after.
+                status = async { leader.exited().await; child.wait().await }, if exit.is_none() => {
                     exit = Some(status.map_or(ExitCode { code: None, signal: None }, exit_code));
                     deadlines.exited(out.is_open() || err.is_open());
+                }
+                r = paused_rx.changed() => {
+                    // Paused time does not count toward the timeout.
+                    deadlines.paused(r.is_ok() && *paused_rx.borrow_and_update());
                 }
                 r = cancel_rx.wait_for(|c| *c), if deadlines.stopping().is_none() => {
                     if r.is_ok() {
@@ -303,8 +331,12 @@ impl Driver {
                     Fired::Drain => {
                         // A descendant holds the pipes after the main process
                         // exited: stop it and finish with what we have.
-                        tracing::warn!("pipes still open after the drain timeout; killing the process tree");
-                        tree.kill();
+                        if self.launch.keep_leftovers {
+                            tracing::warn!("pipes still open after the drain timeout; leftovers kept, pipes closed");
+                        } else {
+                            tracing::warn!("pipes still open after the drain timeout; killing the process tree");
+                            tree.kill();
+                        }
                         out.close(&mut segs);
                         self.handle(out.stream, &mut segs);
                         err.close(&mut segs);
@@ -387,11 +419,61 @@ impl Driver {
         }
     }
 
+    /// The main process exited and the pipes closed: kill what is left of
+    /// the tree (unless the command keeps leftovers and was not stopped),
+    /// measure it, and remove its cgroup once empty. `leader` is the main
+    /// process's own usage (see `process::watch_leader`).
+    async fn end_tree(&mut self, tree: &ProcessTree, leader: Option<process::ResourceUsage>) {
+        *lock(&self.entry.tree) = None;
+        let kill = !self.launch.keep_leftovers || self.stopped;
+        if kill {
+            tree.kill();
+        }
+        // A killed tree empties within moments; wait for that (bounded) so
+        // the cgroup can be removed and usage covers every process.
+        let end = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while kill && tree.populated() && tokio::time::Instant::now() < end {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if let Some(usage) = tree.usage(leader) {
+            *lock(&self.entry.usage) = Some(usage.clone());
+            // History only (live subscribers read `Runtime::usage`), so the
+            // live sequence `exited` → `finalized` stays as specified.
+            if let Some(h) = &self.inner.history {
+                let ev = Event::ResourcesMeasured {
+                    job: self.id,
+                    usage,
+                    at: SystemTime::now(),
+                };
+                h.record(&self.entry.snapshot(), &[ev]);
+            }
+        }
+        if !kill {
+            tree.release_leftovers();
+        }
+        tree.release();
+    }
+
     /// Start stopping the job (cancel, timeout, idle timeout): TERM to the tree now,
-    /// KILL when the grace period runs out (see [`Deadlines`]).
+    /// KILL when the grace period runs out (see [`Deadlines`]). A paused
+    /// tree is thawed first so it can act on the TERM.
     fn stop(&mut self, deadlines: &mut Deadlines, why: StopReason, tree: &ProcessTree) {
         if !deadlines.stop(why) {
             return;
+        }
+        self.stopped = true;
+        if *self.entry.paused.borrow() && tree.pause(false).is_ok() {
+            self.entry.paused.send_replace(false);
+            {
+                let mut s = lock(&self.entry.snapshot);
+                if s.state == JobState::Paused {
+                    s.state = JobState::Running;
+                }
+            }
+            self.push(Event::Resumed {
+                job: self.id,
+                at: SystemTime::now(),
+            });
         }
         tracing::info!(reason = ?why, "stopping the job; TERM sent to its process tree");
         if why == StopReason::Cancel {

@@ -39,7 +39,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::command::{Command, StdinMode};
 use crate::event::Event;
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, JobState};
 use crate::output::{FileRawLogs, OutputLine, OutputRing};
 use crate::store::HistoryRecorder;
 
@@ -104,9 +104,34 @@ pub(crate) struct Inner {
 /// assert!(handle.await.is_success());
 /// # Ok(()) }
 /// ```
+///
+/// Dropping the last `Runtime` (clones and [`JobHandle`]s count) kills the
+/// process tree of every job still running; [`shutdown`](Self::shutdown)
+/// stops them politely and waits for history.
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) inner: Arc<Inner>,
+    _last: Arc<LastHandle>,
+}
+
+/// Shared by every `Runtime` clone: when the last one goes, every job's
+/// tree is killed (drivers hold `Inner`, not this, so running jobs do not
+/// keep it alive).
+struct LastHandle(Arc<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let live: Vec<Arc<JobEntry>> = {
+            let reg = lock(&self.0.registry);
+            reg.newest().filter(|e| !e.is_terminal()).cloned().collect()
+        };
+        for e in live {
+            e.request_cancel();
+            if let Some(tree) = lock(&e.tree).as_ref() {
+                tree.kill();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -178,16 +203,18 @@ impl Runtime {
         let permits = Arc::new(Semaphore::new(config.max_concurrent));
         let bus = Bus::new(config.ring_lines);
         let registry = Registry::with_budget(config.finished_output_budget);
+        let inner = Arc::new(Inner {
+            config,
+            registry: Mutex::new(registry),
+            bus,
+            permits,
+            history,
+            raw_logs,
+            closing: watch::channel(false).0,
+        });
         Runtime {
-            inner: Arc::new(Inner {
-                config,
-                registry: Mutex::new(registry),
-                bus,
-                permits,
-                history,
-                raw_logs,
-                closing: watch::channel(false).0,
-            }),
+            _last: Arc::new(LastHandle(Arc::clone(&inner))),
+            inner,
         }
     }
 
@@ -226,6 +253,9 @@ impl Runtime {
             stdin: Mutex::new(None),
             done: watch::channel(None).0,
             ring,
+            tree: Mutex::new(None),
+            usage: Mutex::new(None),
+            paused: watch::channel(false).0,
             pty: Mutex::new(None),
         });
         // Writes made before the process starts are queued, not lost.
@@ -251,8 +281,8 @@ impl Runtime {
     }
 
     /// Request cancellation of a job. Returns at once; the job then
-    /// finalizes as `Cancelled` after its process group exits (TERM, then
-    /// KILL after the grace period) and its pipes drain. A queued job
+    /// finalizes as `Cancelled` after its process tree exits (TERM to every
+    /// process of it, then KILL after the grace period) and its pipes drain. A queued job
     /// finalizes without ever starting. A finished job: `Ok`, nothing
     /// happens. An unknown id: [`Error::UnknownJob`].
     pub fn cancel(&self, id: JobId) -> Result<(), Error> {
@@ -266,6 +296,75 @@ impl Runtime {
                 None => Err(Error::UnknownJob(id)),
             },
         }
+    }
+
+    /// Freeze a running job's whole process tree (`cgroup.freeze` with a
+    /// cgroup, else `SIGSTOP` to its process group and live descendants).
+    /// Emits [`Event::Paused`]. The job's timeout does not count the time
+    /// it spends paused; cancel still works (a paused job is thawed to
+    /// receive `SIGTERM`). Not supported on Windows. A job that is not
+    /// running (queued, finished): `Ok`, nothing happens.
+    pub fn pause(&self, id: JobId) -> Result<(), Error> {
+        self.set_paused(id, true)
+    }
+
+    /// Thaw a job paused with [`pause`](Self::pause). Emits
+    /// [`Event::Resumed`].
+    pub fn resume(&self, id: JobId) -> Result<(), Error> {
+        self.set_paused(id, false)
+    }
+
+    fn set_paused(&self, id: JobId, paused: bool) -> Result<(), Error> {
+        let Some(entry) = self.entry(id) else {
+            return match self.history_job(id)? {
+                Some(_) => Ok(()),
+                None => Err(Error::UnknownJob(id)),
+            };
+        };
+        let tree = lock(&entry.tree).clone();
+        let Some(tree) = tree else { return Ok(()) };
+        if *entry.paused.borrow() == paused {
+            return Ok(());
+        }
+        tree.pause(paused)?;
+        entry.paused.send_replace(paused);
+        {
+            let mut s = lock(&entry.snapshot);
+            match (paused, s.state) {
+                (true, JobState::Running) => s.state = JobState::Paused,
+                (false, JobState::Paused) => s.state = JobState::Running,
+                _ => {}
+            }
+        }
+        let at = std::time::SystemTime::now();
+        let ev = if paused {
+            Event::Paused { job: id, at }
+        } else {
+            Event::Resumed { job: id, at }
+        };
+        finish::publish(
+            &self.inner,
+            &entry,
+            || entry.snapshot(),
+            vec![log::Item::event(ev)],
+        );
+        Ok(())
+    }
+
+    /// CPU time and peak memory a finished job used: from memory, else from
+    /// its stored [`Event::ResourcesMeasured`]. `None` while it runs, when
+    /// the platform could not measure it, or for an unknown job.
+    pub fn usage(&self, id: JobId) -> Option<crate::process::ResourceUsage> {
+        if let Some(entry) = self.entry(id) {
+            if let Some(u) = lock(&entry.usage).clone() {
+                return Some(u);
+            }
+        }
+        let h = self.inner.history.as_ref()?;
+        h.events(id).ok()?.into_iter().find_map(|e| match e {
+            Event::ResourcesMeasured { usage, .. } => Some(usage),
+            _ => None,
+        })
     }
 
     /// The `n` newest jobs in memory, newest first.

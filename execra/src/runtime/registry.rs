@@ -34,6 +34,13 @@ pub(crate) struct JobEntry {
     pub done: watch::Sender<Option<Outcome>>,
     /// `Some` under `RawOutputPolicy::MemoryOnly`.
     pub ring: Option<Mutex<OutputRing>>,
+    /// The job's process tree while it runs (for pause, resume and the
+    /// last-handle kill).
+    pub tree: Mutex<Option<Arc<crate::process::ProcessTree>>>,
+    /// `true` while the job is paused.
+    pub paused: watch::Sender<bool>,
+    /// Resource usage, once the job ended.
+    pub usage: Mutex<Option<crate::process::ResourceUsage>>,
     /// Resize handle of a running PTY job's terminal.
     pub pty: Mutex<Option<crate::process::pty::PtyControl>>,
 }

@@ -86,6 +86,11 @@ pub(crate) struct Deadlines {
     idle_flush: Option<Instant>,
     idle_timeout: Option<Instant>,
     stopping: Option<StopReason>,
+    /// While paused: the timeout's remaining time (the timeout is disarmed).
+    paused_left: Option<Duration>,
+    /// While paused: the idle timeout was armed (it restarts on resume).
+    paused_idle: bool,
+    paused: bool,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
 }
@@ -102,6 +107,9 @@ impl Deadlines {
             idle_flush: None,
             idle_timeout: policy.idle_timeout.and_then(|d| after(now, d)),
             stopping: None,
+            paused_left: None,
+            paused_idle: false,
+            paused: false,
             timer: Box::pin(tokio::time::sleep_until(now)),
             timer_at: None,
         }
@@ -124,6 +132,35 @@ impl Deadlines {
         self.idle_timeout = None;
         self.kill = after(Instant::now(), self.policy.grace);
         true
+    }
+
+    /// The job was paused (`true`) or resumed (`false`): paused time does
+    /// not count toward the timeout, so pausing disarms it keeping what is
+    /// left, and resuming re-arms it with that; the idle timeout is off
+    /// while paused and starts afresh on resume.
+    pub fn paused(&mut self, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        let now = Instant::now();
+        if paused {
+            self.paused_left = self
+                .timeout
+                .take()
+                .map(|t| t.saturating_duration_since(now));
+            // A frozen tree prints nothing: no idle timeout while paused.
+            self.paused_idle = self.idle_timeout.take().is_some();
+        } else {
+            if let Some(left) = self.paused_left.take() {
+                if self.stopping.is_none() {
+                    self.timeout = after(now, left);
+                }
+            }
+            if std::mem::take(&mut self.paused_idle) && self.stopping.is_none() {
+                self.idle_timeout = self.policy.idle_timeout.and_then(|d| after(now, d));
+            }
+        }
     }
 
     /// The main process exited; if the pipes are still open, arm the drain
@@ -301,6 +338,25 @@ mod tests {
         d.unfinished_output(false); // the line was finished
         let r = tokio::time::timeout(Duration::from_secs(60), d.next()).await;
         assert!(r.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_does_not_count_toward_the_timeout() {
+        let mut d = Deadlines::start(policy(Some(Duration::from_secs(10))));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        d.paused(true);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        d.paused(false);
+        // 6 s were left when paused.
+        tokio::time::advance(Duration::from_millis(5900)).await;
+        assert!(futures_ready(&mut d).await.is_none());
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(futures_ready(&mut d).await, Some(Fired::Timeout));
+    }
+
+    /// `next()` if it is ready now.
+    async fn futures_ready(d: &mut Deadlines) -> Option<Fired> {
+        tokio::time::timeout(Duration::ZERO, d.next()).await.ok()
     }
 
     #[tokio::test(start_paused = true)]

@@ -91,6 +91,7 @@
 //! host process, with its start time) owns it, so a runtime opening the file
 //! only finalizes jobs whose owner is gone, never those of a live neighbour.
 
+mod control;
 mod proc;
 mod schema;
 mod writer;
@@ -109,6 +110,7 @@ use crate::phase::PhaseId;
 use crate::retention::RetentionPolicy;
 
 pub use crate::retention::PruneReport;
+pub use control::TreeHolder;
 pub(crate) use writer::HistoryRecorder;
 
 /// The schema version this build writes and the newest it can read.
@@ -422,10 +424,12 @@ impl Store {
     /// `finalized` event row. Jobs of a runtime that is still alive (in this
     /// or another process) are left alone.
     ///
-    /// A stranded job whose process group leader is still running is killed
-    /// (`SIGKILL` to the group, Unix) — but only when the leader is
-    /// verifiably the recorded process (same start time and boot, Linux);
-    /// a reused PID, or one that cannot be verified, is never signalled.
+    /// What is left of a stranded job's process tree is killed, even when
+    /// its main process is already dead: its cgroup (Linux, found by the
+    /// job id) is killed and removed; without one, `SIGKILL` goes to its
+    /// process group — but only when the recorded leader identity (start
+    /// time and boot, Linux) shows the group id was not reused; one that
+    /// cannot be verified is never signalled.
     ///
     /// Returns how many jobs were finalized.
     pub fn resurrect_stranded_jobs(&self) -> Result<usize, StoreError> {
@@ -477,12 +481,10 @@ impl Store {
         let mut writes = Writes::new(&self.conn)?;
         let mut count = 0;
         for (id, leader) in stranded {
-            if let Some(leader) = &leader {
-                proc::kill_stranded_group(leader);
-            }
             let Ok(uuid) = Uuid::from_slice(&id) else {
                 continue;
             };
+            crate::process::kill_stranded(JobId(uuid), leader.as_ref());
             finalize.execute(params![id, outcome_json, millis(SystemTime::now())])?;
             writes.insert_event(&Event::Finalized {
                 job: JobId(uuid),

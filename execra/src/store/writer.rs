@@ -485,7 +485,7 @@ impl WriterThread {
         for ev in events {
             w.insert_event(ev)?;
             if let Event::JobStarted { job, pid, .. } = ev {
-                w.record_leader(*job, &ProcId::of(*pid))?;
+                w.record_leader(*job, &crate::process::identity::leader_identity(*pid))?;
             }
         }
         drop(w);

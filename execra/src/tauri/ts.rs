@@ -59,6 +59,7 @@ pub fn typescript_bindings() -> String {
         Phase::decl(),
         Job::decl(),
         OutputLine::decl(),
+        crate::process::ResourceUsage::decl(),
         Event::decl(),
         BatchLine::decl(),
         OutputBatchKind::decl(),
