@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncRead;
+use tokio::process::ChildStderr;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -237,34 +238,8 @@ impl Driver {
         pty: Option<(PtyReader, PtyWriter)>,
     ) -> Outcome {
         self.mark_started(pid);
-        // A PTY is one merged stream, read as stdout; its input side is fed
-        // by `pty::feed` according to the stdin mode.
-        let stdout: Option<Reader> = match pty {
-            Some((reader, writer)) => {
-                let mode = std::mem::take(&mut self.launch.stdin);
-                tokio::spawn(pty::feed(writer, mode, stdin_rx));
-                Some(Box::new(reader))
-            }
-            None => {
-                self.connect_stdin(&mut child, stdin_rx);
-                child.stdout.take().map(|s| Box::new(s) as Reader)
-            }
-        };
-        let cfg = &self.inner.config;
-        let mut out = Pipe::new(Stream::Stdout, stdout, &self.launch, cfg.max_line);
-        let mut err = Pipe::new(
-            Stream::Stderr,
-            child.stderr.take(),
-            &self.launch,
-            cfg.max_line,
-        );
-        let mut deadlines = Deadlines::start(StopPolicy {
-            timeout: self.launch.spec.timeout,
-            grace: cfg.grace_period,
-            drain: cfg.drain_timeout,
-            idle_flush: cfg.idle_flush,
-            idle_timeout: self.launch.idle_timeout,
-        });
+        let (mut out, mut err) = self.pipes(&mut child, stdin_rx, pty);
+        let mut deadlines = self.deadlines();
         let mut segs = Vec::new();
         let mut exit: Option<ExitCode> = None;
         let mut paused_rx = self.entry.paused.subscribe();
@@ -279,17 +254,9 @@ impl Driver {
         while out.is_open() || err.is_open() || exit.is_none() {
             let mut read_data = false;
             let gated = log.lagging(false);
+            deadlines.hold(gated);
             tokio::select! {
-                _ = log.room(), if gated => {
-                    // The drain deadline counts from when the pipes can be
-                    // read again: a slow subscriber must not lose the tail.
-                    deadlines.hold_drain();
-                    // Nor was the held pipe idle: the idle flush starts over.
-                    let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
-                    deadlines.unfinished_output(pending);
-                    // A job held by backpressure is not inactive.
-                    deadlines.activity();
-                }
+                _ = log.room(), if gated => deadlines.released(unfinished(&out, &err)),
                 r = out.read(), if out.is_open() && !gated => {
                     read_data = true;
                     self.take(&mut out, r, &mut segs);
@@ -312,47 +279,12 @@ impl Driver {
                         self.stop(&mut deadlines, StopReason::Cancel, tree);
                     }
                 }
-                fired = deadlines.next() => match fired {
-                    Fired::Timeout => self.stop(&mut deadlines, StopReason::Timeout, tree),
-                    Fired::IdleTimeout if gated => deadlines.hold_idle_timeout(),
-                    Fired::IdleTimeout => {
-                        let why = deadlines.idle_reason();
-                        self.stop(&mut deadlines, why, tree);
-                    }
-                    Fired::Kill => {
-                        tracing::warn!("grace period over; killing the process tree");
-                        tree.kill();
-                    }
-                    // Held while a backpressure subscriber stalls, unless the
-                    // job is being stopped (cancel, timeout).
-                    Fired::Drain if gated && deadlines.stopping().is_none() => deadlines.hold_drain_from_now(),
-                    // Nor is a held pipe idle: a partial line is not a redraw.
-                    Fired::IdleFlush if gated => deadlines.unfinished_output(true),
-                    Fired::Drain => {
-                        // A descendant holds the pipes after the main process
-                        // exited: stop it and finish with what we have.
-                        if self.launch.keep_leftovers {
-                            tracing::warn!("pipes still open after the drain timeout; leftovers kept, pipes closed");
-                        } else {
-                            tracing::warn!("pipes still open after the drain timeout; killing the process tree");
-                            tree.kill();
-                        }
-                        out.close(&mut segs);
-                        self.handle(out.stream, &mut segs);
-                        err.close(&mut segs);
-                        self.handle(err.stream, &mut segs);
-                    }
-                    Fired::IdleFlush => {
-                        out.splitter.flush_idle(&mut segs);
-                        self.handle(out.stream, &mut segs);
-                        err.splitter.flush_idle(&mut segs);
-                        self.handle(err.stream, &mut segs);
-                    }
-                },
+                fired = deadlines.next() => {
+                    self.fired(fired, &mut deadlines, tree, (&mut out, &mut err), &mut segs);
+                }
             }
             if read_data {
-                let pending = out.splitter.buffered() > 0 || err.splitter.buffered() > 0;
-                deadlines.unfinished_output(pending);
+                deadlines.unfinished_output(unfinished(&out, &err));
                 deadlines.activity();
                 // Let subscribers woken on this worker run before the next
                 // read: tokio keeps a freshly woken task in this worker's
@@ -369,6 +301,91 @@ impl Driver {
         });
         self.exited(&exit);
         self.tally.verdict(deadlines.stopping(), &exit)
+    }
+
+    /// The job's two output pipes. A PTY is one merged stream, read as
+    /// stdout; its input side is fed by `pty::feed` according to the stdin
+    /// mode. Otherwise stdin is connected to its pipe.
+    fn pipes(
+        &mut self,
+        child: &mut tokio::process::Child,
+        stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
+        pty: Option<(PtyReader, PtyWriter)>,
+    ) -> (Pipe<Reader>, Pipe<ChildStderr>) {
+        let stdout: Option<Reader> = match pty {
+            Some((reader, writer)) => {
+                let mode = std::mem::take(&mut self.launch.stdin);
+                tokio::spawn(pty::feed(writer, mode, stdin_rx));
+                Some(Box::new(reader))
+            }
+            None => {
+                self.connect_stdin(child, stdin_rx);
+                child.stdout.take().map(|s| Box::new(s) as Reader)
+            }
+        };
+        let max_line = self.inner.config.max_line;
+        let out = Pipe::new(Stream::Stdout, stdout, &self.launch, max_line);
+        let err = Pipe::new(Stream::Stderr, child.stderr.take(), &self.launch, max_line);
+        (out, err)
+    }
+
+    /// The deadlines this job runs under, from its command and the runtime's
+    /// configuration.
+    fn deadlines(&self) -> Deadlines {
+        let cfg = &self.inner.config;
+        Deadlines::start(StopPolicy {
+            timeout: self.launch.spec.timeout,
+            grace: cfg.grace_period,
+            drain: cfg.drain_timeout,
+            idle_flush: cfg.idle_flush,
+            idle_timeout: self.launch.idle_timeout,
+        })
+    }
+
+    /// A deadline passed (see [`Deadlines::next`]): act on it.
+    fn fired(
+        &mut self,
+        fired: Fired,
+        deadlines: &mut Deadlines,
+        tree: &ProcessTree,
+        (out, err): (&mut Pipe<Reader>, &mut Pipe<ChildStderr>),
+        segs: &mut Vec<Segment>,
+    ) {
+        match fired {
+            Fired::Timeout => self.stop(deadlines, StopReason::Timeout, tree),
+            Fired::IdleTimeout => {
+                let why = deadlines.idle_reason();
+                self.stop(deadlines, why, tree);
+            }
+            Fired::Kill => {
+                tracing::warn!("grace period over; killing the process tree");
+                tree.kill();
+            }
+            Fired::Drain => {
+                // A descendant holds the pipes after the main process exited:
+                // stop it and finish with what we have.
+                if self.launch.keep_leftovers {
+                    tracing::warn!(
+                        "pipes still open after the drain timeout; leftovers kept, pipes closed"
+                    );
+                } else {
+                    tracing::warn!(
+                        "pipes still open after the drain timeout; killing the process tree"
+                    );
+                    tree.kill();
+                }
+                out.close(segs);
+                self.handle(out.stream, segs);
+                err.close(segs);
+                self.handle(err.stream, segs);
+            }
+            Fired::IdleFlush => {
+                out.splitter.flush_idle(segs);
+                self.handle(out.stream, segs);
+                err.splitter.flush_idle(segs);
+                self.handle(err.stream, segs);
+            }
+        }
     }
 
     fn mark_started(&mut self, pid: u32) {
@@ -720,4 +737,9 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
             signal: None,
         }
     }
+}
+
+/// Is a line of either pipe unfinished (waiting for more bytes)?
+fn unfinished<A: AsyncRead + Unpin, B: AsyncRead + Unpin>(out: &Pipe<A>, err: &Pipe<B>) -> bool {
+    out.splitter.buffered() > 0 || err.splitter.buffered() > 0
 }

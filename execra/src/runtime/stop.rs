@@ -91,6 +91,11 @@ pub(crate) struct Deadlines {
     /// While paused: the idle timeout was armed (it restarts on resume).
     paused_idle: bool,
     paused: bool,
+    /// A backpressure subscriber holds the pipes: the child is blocked
+    /// writing, not idle, and its pipes are not drained (see [`hold`]).
+    ///
+    /// [`hold`]: Deadlines::hold
+    held: bool,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
 }
@@ -110,6 +115,7 @@ impl Deadlines {
             paused_left: None,
             paused_idle: false,
             paused: false,
+            held: false,
             timer: Box::pin(tokio::time::sleep_until(now)),
             timer_at: None,
         }
@@ -172,27 +178,43 @@ impl Deadlines {
         }
     }
 
+    /// Whether a backpressure subscriber holds the pipes now. While held,
+    /// the inactivity timeout, the idle flush and (unless the job is being
+    /// stopped) the drain deadline do not fire: each starts over instead,
+    /// since a child blocked in `write` is neither idle nor done.
+    pub fn hold(&mut self, held: bool) {
+        self.held = held;
+    }
+
     /// Backpressure let the pipes be read again: an armed drain deadline
-    /// starts over (the tail in the pipe is not cut off).
-    pub fn hold_drain(&mut self) {
+    /// starts over (the tail in the pipe is not cut off), the idle flush
+    /// restarts if a line is unfinished, and the job counts as active.
+    pub fn released(&mut self, unfinished: bool) {
         if self.drain.is_some() {
             self.drain = after(Instant::now(), self.policy.drain);
         }
+        self.unfinished_output(unfinished);
+        self.activity();
     }
 
-    /// The drain deadline fired while the pipes were held by backpressure:
-    /// arm it again.
-    pub fn hold_drain_from_now(&mut self) {
-        self.drain = after(Instant::now(), self.policy.drain);
-    }
-
-    /// The idle timeout fired while the pipes were held by backpressure (the
-    /// job is blocked writing, not idle): arm it again.
-    pub fn hold_idle_timeout(&mut self) {
-        self.idle_timeout = self
-            .policy
-            .idle_timeout
-            .and_then(|d| after(Instant::now(), d));
+    /// A deadline fired while the pipes are held: re-arm it from now instead
+    /// of firing, if it is one that holding postpones.
+    fn postponed(&mut self, which: Fired) -> bool {
+        if !self.held {
+            return false;
+        }
+        let now = Instant::now();
+        match which {
+            Fired::IdleTimeout => {
+                self.idle_timeout = self.policy.idle_timeout.and_then(|d| after(now, d));
+            }
+            Fired::IdleFlush => self.idle_flush = after(now, self.policy.idle_flush),
+            Fired::Drain if self.stopping.is_none() => {
+                self.drain = after(now, self.policy.drain);
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// After a read: arm the idle flush if some line is unfinished, else
@@ -253,7 +275,7 @@ impl Deadlines {
     /// it was. Never resolves while nothing is armed. Cancel-safe: dropping
     /// the future loses nothing (the deadline stays armed).
     pub fn next(&mut self) -> impl Future<Output = Fired> + '_ {
-        std::future::poll_fn(move |cx| {
+        std::future::poll_fn(move |cx| loop {
             let Some((at, which)) = self.earliest() else {
                 return std::task::Poll::Pending;
             };
@@ -261,13 +283,13 @@ impl Deadlines {
                 self.timer.as_mut().reset(at);
                 self.timer_at = Some(at);
             }
-            match self.timer.as_mut().poll(cx) {
-                std::task::Poll::Ready(()) => {
-                    self.timer_at = None;
-                    self.disarm(which);
-                    std::task::Poll::Ready(which)
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
+            self.timer_at = None;
+            if !self.postponed(which) {
+                self.disarm(which);
+                return std::task::Poll::Ready(which);
             }
         })
     }
@@ -402,5 +424,29 @@ mod tests {
         let early = tokio::time::timeout(Duration::from_millis(500), d.next()).await;
         assert!(early.is_err());
         assert_eq!(d.next().await, Fired::Timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_pipes_postpone_idle_deadlines_but_not_a_stop() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::start(StopPolicy {
+            idle_timeout: Some(Duration::from_secs(1)),
+            ..policy(None)
+        });
+        d.unfinished_output(true);
+        d.exited(true); // drain at 2 s
+        d.hold(true);
+        let waited = tokio::time::timeout(Duration::from_secs(10), d.next()).await;
+        assert!(waited.is_err(), "held: nothing idle or drain fires");
+        d.hold(false);
+        d.released(false);
+        assert_eq!(d.next().await, Fired::Drain);
+        assert!(t0.elapsed() >= Duration::from_secs(12));
+        // A stop is never postponed: its drain fires even while held.
+        let mut d = Deadlines::start(policy(None));
+        d.exited(true);
+        assert!(d.stop(StopReason::Cancel));
+        d.hold(true);
+        assert_eq!(d.next().await, Fired::Drain);
     }
 }
