@@ -10,7 +10,9 @@
 //! - Unix, process group (`unix.rs`): the child leads a new process group;
 //!   signals go to the group (through [`identity::signal_group`], which
 //!   never signals a reused group id) and, on Linux, to live descendants of
-//!   the leader found in `/proc`.
+//!   the leader found in `/proc` and to every process whose environment
+//!   carries the job's [`JOB_ID_VAR`] marker ([`identity::marked`]), which
+//!   every job's child gets.
 //! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
 //!
 //! `identity.rs` is process identity (pid + start time + boot id), used to
@@ -46,7 +48,9 @@ pub enum Containment {
     Auto,
     /// A process group only, even where a cgroup could be created (Unix;
     /// Windows keeps its Job Object). On Linux, live descendants of the main
-    /// process are signalled too. Useful to test the fallback path.
+    /// process and every process still carrying the job's `EXECRA_JOB_ID`
+    /// in its environment are signalled too. Useful to test the fallback
+    /// path.
     ProcessGroup,
 }
 
