@@ -439,6 +439,47 @@ mod tests {
         assert!(!status.success());
     }
 
+    /// Only the exact entry matches (not a longer id sharing a prefix),
+    /// every process carrying it is found, and a kill reaches them all.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn marked_processes_are_found_by_their_exact_entry() {
+        let job = crate::job::JobId::new().to_string();
+        let spawn = |value: String| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30 & wait"])
+                .env(super::super::JOB_ID_VAR, value)
+                .spawn()
+                .expect("spawn sh")
+        };
+        let mut ours = spawn(job.clone());
+        let mut other = spawn(format!("{job}0"));
+        let mut found = Vec::new();
+        for _ in 0..500 {
+            found = marked(&job);
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let pids: Vec<u32> = found.iter().map(|p| p.pid).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(pids.contains(&ours.id()), "{pids:?}");
+        assert!(!pids.contains(&other.id()), "{pids:?}");
+        assert!(found.iter().all(|p| p.alive() == Some(true)));
+        assert!(kill_marked(&job) >= 2);
+        assert!(!ours.wait().expect("wait").success());
+        assert!(
+            other.try_wait().expect("try_wait").is_none(),
+            "a near miss was killed"
+        );
+        // The near miss's sleep would outlive its shell: kill both by
+        // their own marker.
+        assert!(kill_marked(&format!("{job}0")) >= 2);
+        let _ = other.wait();
+        assert!(marked(&job).is_empty());
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn descendants_are_found_through_the_parent_chain() {
