@@ -1,21 +1,14 @@
 //! The built `execra` binary against temporary history files.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use execra::Event;
+use common::{execra, text};
 
-fn execra(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_execra"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the execra binary")
-}
+use execra::Event;
 
 /// `execra run -- sh -c SCRIPT` in the background, output discarded.
 fn spawn_run(db: &Path, script: &str) -> std::process::Child {
@@ -27,10 +20,6 @@ fn spawn_run(db: &Path, script: &str) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start execra run")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

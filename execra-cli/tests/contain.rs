@@ -8,27 +8,20 @@
 //! without a writable cgroup2 to skip those checks, loudly.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use common::execra;
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
 fn marker() -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("8{:06}{:03}", std::process::id() % 1_000_000, n)
-}
-
-fn execra(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_execra"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the execra binary")
 }
 
 /// `execra run [--containment C] -- sh -c SCRIPT` in the background.

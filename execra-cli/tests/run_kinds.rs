@@ -1,23 +1,9 @@
 //! `execra run` flags for other kinds of CLI: --pty, --encoding,
 //! --idle-timeout, --secret-env.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn execra(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_execra"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the execra binary")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{execra, text};
 
 const ISATTY: &str = "if [ -t 1 ]; then echo tty; else echo pipe; fi";
 
