@@ -247,6 +247,11 @@ impl Command {
     }
 
     /// Set an environment variable.
+    ///
+    /// `EXECRA_JOB_ID` is reserved: every job's child gets it, set to its
+    /// job id (also with [`Command::env_clear`]), and a value set here is
+    /// replaced. Descendants inherit it; on Linux without a cgroup the
+    /// runtime finds the job's processes that left its process group by it.
     pub fn env(mut self, key: impl Into<String>, val: impl Into<String>) -> Self {
         self.spec.env.push((key.into(), val.into()));
         self
@@ -275,7 +280,8 @@ impl Command {
         self
     }
 
-    /// Start from an empty environment (then apply [`Command::env`]).
+    /// Start from an empty environment (then apply [`Command::env`]). The
+    /// child still gets the reserved `EXECRA_JOB_ID` (see [`Command::env`]).
     pub fn env_clear(mut self) -> Self {
         self.spec.env_clear = true;
         self

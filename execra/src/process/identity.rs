@@ -226,6 +226,89 @@ pub(crate) fn kill_stranded_group(leader: &ProcId) -> bool {
     }
 }
 
+/// Every live process (other than this one) whose environment holds the
+/// exact entry `EXECRA_JOB_ID=<job>` (see [`super::JOB_ID_VAR`]), with its
+/// identity (Linux; empty elsewhere). Reads `/proc/<pid>/environ` — the
+/// environment the process was started with — skipping what cannot be read
+/// (another user's process, one that just exited) and zombies. A scan of
+/// `/proc`: it runs only when stopping a tree without a cgroup and during
+/// crash recovery.
+pub(crate) fn marked(job: &str) -> Vec<ProcId> {
+    #[cfg(target_os = "linux")]
+    {
+        let entry = format!("{}={job}", super::JOB_ID_VAR);
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let me = std::process::id();
+        let boot = boot_id();
+        let mut out = Vec::new();
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !env.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()) {
+                continue;
+            }
+            let Some(s) = stat(pid) else {
+                continue;
+            };
+            if s.dead {
+                continue;
+            }
+            out.push(ProcId {
+                pid,
+                start: Some(s.start),
+                boot: boot.clone(),
+            });
+        }
+        out
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = job;
+        Vec::new()
+    }
+}
+
+/// Add the live processes marked with `job` ([`marked`]) to `seen`.
+/// Returns how many were new.
+pub(crate) fn add_marked(job: &str, seen: &mut Vec<ProcId>) -> usize {
+    let mut new = 0;
+    for p in marked(job) {
+        if !seen.contains(&p) {
+            seen.push(p);
+            new += 1;
+        }
+    }
+    new
+}
+
+/// `SIGKILL` every process marked with `job` ([`marked`]), rescanning (a
+/// few rounds) for children forked between a scan and the kill. Returns
+/// how many processes were killed.
+#[cfg(unix)]
+pub(crate) fn kill_marked(job: &str) -> usize {
+    let mut killed = 0;
+    for _ in 0..4 {
+        let found = marked(job);
+        if found.is_empty() {
+            break;
+        }
+        killed += found
+            .iter()
+            .filter(|p| signal_process(p, libc::SIGKILL))
+            .count();
+    }
+    killed
+}
+
 /// Every live process whose parent chain leads to `root` (Linux; empty
 /// elsewhere), with its identity.
 pub(crate) fn descendants(root: u32) -> Vec<ProcId> {
@@ -354,6 +437,47 @@ mod tests {
         assert!(signal_group(&now, libc::SIGKILL));
         let status = other.wait().expect("wait");
         assert!(!status.success());
+    }
+
+    /// Only the exact entry matches (not a longer id sharing a prefix),
+    /// every process carrying it is found, and a kill reaches them all.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn marked_processes_are_found_by_their_exact_entry() {
+        let job = crate::job::JobId::new().to_string();
+        let spawn = |value: String| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30 & wait"])
+                .env(super::super::JOB_ID_VAR, value)
+                .spawn()
+                .expect("spawn sh")
+        };
+        let mut ours = spawn(job.clone());
+        let mut other = spawn(format!("{job}0"));
+        let mut found = Vec::new();
+        for _ in 0..500 {
+            found = marked(&job);
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let pids: Vec<u32> = found.iter().map(|p| p.pid).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(pids.contains(&ours.id()), "{pids:?}");
+        assert!(!pids.contains(&other.id()), "{pids:?}");
+        assert!(found.iter().all(|p| p.alive() == Some(true)));
+        assert!(kill_marked(&job) >= 2);
+        assert!(!ours.wait().expect("wait").success());
+        assert!(
+            other.try_wait().expect("try_wait").is_none(),
+            "a near miss was killed"
+        );
+        // The near miss's sleep would outlive its shell: kill both by
+        // their own marker.
+        assert!(kill_marked(&format!("{job}0")) >= 2);
+        let _ = other.wait();
+        assert!(marked(&job).is_empty());
     }
 
     #[cfg(target_os = "linux")]

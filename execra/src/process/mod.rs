@@ -10,7 +10,9 @@
 //! - Unix, process group (`unix.rs`): the child leads a new process group;
 //!   signals go to the group (through [`identity::signal_group`], which
 //!   never signals a reused group id) and, on Linux, to live descendants of
-//!   the leader found in `/proc`.
+//!   the leader found in `/proc` and to every process whose environment
+//!   carries the job's [`JOB_ID_VAR`] marker ([`identity::marked`]), which
+//!   every job's child gets.
 //! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
 //!
 //! `identity.rs` is process identity (pid + start time + boot id), used to
@@ -46,7 +48,9 @@ pub enum Containment {
     Auto,
     /// A process group only, even where a cgroup could be created (Unix;
     /// Windows keeps its Job Object). On Linux, live descendants of the main
-    /// process are signalled too. Useful to test the fallback path.
+    /// process and every process still carrying the job's `EXECRA_JOB_ID`
+    /// in its environment are signalled too. Useful to test the fallback
+    /// path.
     ProcessGroup,
 }
 
@@ -81,16 +85,20 @@ mod windows;
 pub(crate) use windows::ProcessTree;
 
 /// Crash recovery: kill what is left of a stranded job's tree — its cgroup
-/// (Linux; killed and removed) and its process group, when the recorded
-/// leader identity shows the group id was not reused.
+/// (Linux; killed and removed), its process group, when the recorded
+/// leader identity shows the group id was not reused, and (Linux) every
+/// process still carrying the job's [`JOB_ID_VAR`] marker, even when the
+/// leader is dead.
 pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
     #[cfg(target_os = "linux")]
     cgroup::kill_stranded(job);
-    #[cfg(not(target_os = "linux"))]
-    let _ = job;
     if let Some(leader) = leader {
         identity::kill_stranded_group(leader);
     }
+    #[cfg(unix)]
+    identity::kill_marked(&job.to_string());
+    #[cfg(not(unix))]
+    let _ = job;
 }
 
 /// Watch the main process `pid` until it exits, without reaping it, and
@@ -192,11 +200,13 @@ fn leader_rusage(pid: u32) -> Option<ResourceUsage> {
 /// `cancel`, `pause`, `resume`): its cgroup, found by the job id, else its
 /// process group and the leader's live descendants, signalled only through
 /// [`identity::signal_tree`] with the leader identity recorded at spawn
-/// (never a reused group id; nothing when the identity was not recorded).
+/// (never a reused group id), plus (Linux) every process carrying the job's
+/// [`JOB_ID_VAR`] marker.
 #[cfg(unix)]
 #[derive(Debug)]
 pub(crate) struct RecordedTree {
     leader: Option<identity::ProcId>,
+    job: String,
     #[cfg(target_os = "linux")]
     cgroup: Option<std::path::PathBuf>,
 }
@@ -205,23 +215,26 @@ pub(crate) struct RecordedTree {
 impl RecordedTree {
     /// Locate the tree of `job`.
     pub(crate) fn find(job: JobId, leader: Option<identity::ProcId>) -> Self {
-        #[cfg(not(target_os = "linux"))]
-        let _ = job;
         RecordedTree {
             leader: leader.filter(|l| l.start.is_some() && l.boot.is_some()),
+            job: job.to_string(),
             #[cfg(target_os = "linux")]
             cgroup: cgroup::find(job),
         }
     }
 
-    /// What holds the tree: `"cgroup"`, `"process group"` or `None` when it
-    /// cannot be reached safely.
+    /// What holds the tree: `"cgroup"`, `"process group"` (a verified
+    /// leader identity, or processes marked with the job id) or `None`
+    /// when it cannot be reached safely.
     pub(crate) fn holder(&self) -> Option<&'static str> {
         #[cfg(target_os = "linux")]
         if self.cgroup.is_some() {
             return Some("cgroup");
         }
-        self.leader.as_ref().map(|_| "process group")
+        if self.leader.is_some() || !identity::marked(&self.job).is_empty() {
+            return Some("process group");
+        }
+        None
     }
 
     /// Send `sig` to the whole tree. `true` if anything was signalled.
@@ -231,13 +244,17 @@ impl RecordedTree {
         if let Some(dir) = &self.cgroup {
             return cgroup::signal_dir(dir, sig) > 0;
         }
+        let mut seen = identity::marked(&self.job);
         match &self.leader {
-            Some(l) => identity::signal_tree(l, sig, &mut Vec::new()),
-            None => false,
+            Some(l) => identity::signal_tree(l, sig, &mut seen),
+            None => seen
+                .iter()
+                .fold(false, |any, p| identity::signal_process(p, sig) | any),
         }
     }
 
-    /// Kill the whole tree (`cgroup.kill`, else `SIGKILL` to the group).
+    /// Kill the whole tree (`cgroup.kill`, else `SIGKILL` to the group and
+    /// the marked processes).
     #[cfg(unix)]
     pub(crate) fn kill(&self) -> bool {
         #[cfg(target_os = "linux")]
@@ -246,7 +263,8 @@ impl RecordedTree {
             cgroup::kill_dir(dir);
             return had;
         }
-        self.signal(libc::SIGKILL)
+        let hit = self.signal(libc::SIGKILL);
+        identity::kill_marked(&self.job) > 0 || hit
     }
 
     /// Freeze or thaw the tree (`cgroup.freeze`, else `SIGSTOP`/`SIGCONT`).
@@ -321,10 +339,18 @@ pub(crate) fn spawn(launch: &Launch, containment: Containment, job: JobId) -> io
     ProcessTree::spawn(launch, containment, job)
 }
 
-/// The OS command for `launch`, without containment, and the master side
-/// of its terminal for a PTY job.
+/// The environment variable every job's child gets, set to its job id
+/// (also with `env_clear`, and over a value the command sets). Descendants
+/// inherit it unless they scrub their environment; on Linux without a
+/// cgroup it is how a job finds processes that left its process group
+/// ([`identity::marked`]).
+pub(crate) const JOB_ID_VAR: &str = "EXECRA_JOB_ID";
+
+/// The OS command for `launch` (job `job`), without containment, and the
+/// master side of its terminal for a PTY job.
 pub(crate) fn build(
     launch: &Launch,
+    job: JobId,
 ) -> io::Result<(tokio::process::Command, Option<pty::PtyMaster>)> {
     let spec = &launch.spec;
     let mut cmd = tokio::process::Command::new(&spec.program);
@@ -335,6 +361,7 @@ pub(crate) fn build(
     for (k, v) in &launch.env {
         cmd.env(k, v);
     }
+    cmd.env(JOB_ID_VAR, job.to_string());
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }

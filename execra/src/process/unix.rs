@@ -4,8 +4,10 @@
 //! Without a cgroup, signals go to the process group (through
 //! [`identity::signal_group`], which never signals a reused group id) and,
 //! on Linux, to every live descendant of the main process found in `/proc`
-//! (this reaches a `setsid` child while its parent lives; a process whose
-//! parent already exited, as after a double fork, is out of reach).
+//! and to every process carrying the job's `EXECRA_JOB_ID` marker in its
+//! environment ([`identity::marked`]): that reaches a process whose parent
+//! already exited, as after a double fork, unless it scrubbed its
+//! environment.
 
 use std::io;
 #[cfg(target_os = "linux")]
@@ -31,6 +33,8 @@ pub(crate) struct ProcessTree {
     /// Descendants seen while stopping (process-group path), so a process
     /// orphaned between `terminate` and `kill` still gets the `SIGKILL`.
     seen: Mutex<Vec<ProcId>>,
+    /// The job id, as the child's `EXECRA_JOB_ID` carries it.
+    job: String,
 }
 
 impl ProcessTree {
@@ -51,7 +55,7 @@ impl ProcessTree {
                 _ => None,
             };
             if let Some(cg) = cgroup {
-                let (mut cmd, pty) = build(launch)?;
+                let (mut cmd, pty) = build(launch, job)?;
                 new_group(&mut cmd, &pty);
                 enter_in_pre_exec(&mut cmd, &cg)?;
                 match cmd.spawn() {
@@ -60,7 +64,7 @@ impl ProcessTree {
                         // side: drop ours, so the master reads end-of-file
                         // once the child's are closed.
                         drop(cmd);
-                        return Self::attach(child, pty, Some(cg));
+                        return Self::attach(child, pty, job, Some(cg));
                     }
                     Err(_) => {
                         // Entering the cgroup may be what failed (no
@@ -68,21 +72,21 @@ impl ProcessTree {
                         // on the process-group path, which reports the
                         // real error if the program itself cannot start.
                         drop((cg, cmd, pty));
-                        let (mut cmd, pty) = build(launch)?;
+                        let (mut cmd, pty) = build(launch, job)?;
                         new_group(&mut cmd, &pty);
                         let child = cmd
                             .spawn()
                             .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
                         drop(cmd);
                         super::cgroup::mark_unusable();
-                        return Self::attach(child, pty, None);
+                        return Self::attach(child, pty, job, None);
                     }
                 }
             }
         }
         #[cfg(not(target_os = "linux"))]
-        let _ = (containment, job);
-        let (mut cmd, pty) = build(launch)?;
+        let _ = containment;
+        let (mut cmd, pty) = build(launch, job)?;
         new_group(&mut cmd, &pty);
         let child = cmd
             .spawn()
@@ -91,6 +95,7 @@ impl ProcessTree {
         Self::attach(
             child,
             pty,
+            job,
             #[cfg(target_os = "linux")]
             None,
         )
@@ -99,6 +104,7 @@ impl ProcessTree {
     fn attach(
         child: tokio::process::Child,
         pty: Option<PtyMaster>,
+        job: JobId,
         #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,
     ) -> io::Result<Spawned> {
         let pid = child
@@ -111,6 +117,7 @@ impl ProcessTree {
             #[cfg(target_os = "linux")]
             cgroup,
             seen: Mutex::new(Vec::new()),
+            job: job.to_string(),
         };
         Ok(Spawned {
             leader_usage: super::watch_leader(pid),
@@ -172,13 +179,20 @@ impl ProcessTree {
     }
 
     /// `true` while anything of the tree may still run: the cgroup is
-    /// populated, or (process group) a signal-0 probe reaches the group.
+    /// populated, or (process group) a signal-0 probe reaches the group or
+    /// a process signalled while stopping it is still alive.
     pub(crate) fn populated(&self) -> bool {
         #[cfg(target_os = "linux")]
         if let Some(cg) = &self.cgroup {
             return cg.populated();
         }
         identity::signal_group(&self.leader, 0)
+            || self
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|p| p.alive() == Some(true))
     }
 
     /// Let leftovers go (`Command::keep_leftovers`): they leave the job's
@@ -200,10 +214,16 @@ impl ProcessTree {
         true
     }
 
-    /// Process-group path: [`identity::signal_tree`].
+    /// Process-group path: [`identity::signal_tree`], with the processes
+    /// marked with the job id ([`identity::marked`]; Linux) among those
+    /// signalled. A `SIGKILL` rescans for marked processes forked meanwhile.
     fn signal_all(&self, sig: libc::c_int) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        identity::add_marked(&self.job, &mut seen);
         identity::signal_tree(&self.leader, sig, &mut seen);
+        if sig == libc::SIGKILL {
+            identity::kill_marked(&self.job);
+        }
     }
 }
 

@@ -42,9 +42,9 @@ impl ProcessTree {
     pub(crate) fn spawn(
         launch: &Launch,
         _containment: Containment,
-        _job: JobId,
+        job: JobId,
     ) -> io::Result<Spawned> {
-        let (mut cmd, pty) = build(launch)?;
+        let (mut cmd, pty) = build(launch, job)?;
         let mut flags = CREATE_SUSPENDED;
         if launch.spec.hide_window {
             flags |= CREATE_NO_WINDOW;
