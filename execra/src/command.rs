@@ -340,8 +340,9 @@ impl Command {
     /// (default `false`: when the main process has exited and its pipes are
     /// drained, everything else in the job's tree is killed). Set it for
     /// tools that intentionally start a daemon. Cancel and timeout still
-    /// stop the whole tree. With a cgroup, a kept tree stays in the job's
-    /// cgroup, which is then not removed.
+    /// stop the whole tree. With a cgroup, the kept processes are moved to
+    /// the host's cgroup and the job's cgroup is removed; on Windows they
+    /// still end when the job's Job Object closes.
     pub fn keep_leftovers(mut self, yes: bool) -> Self {
         self.keep_leftovers = yes;
         self

@@ -22,6 +22,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Options that create a missing file owner-only.
 pub(crate) fn file_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     {
