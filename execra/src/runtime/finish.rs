@@ -45,6 +45,15 @@ pub(crate) fn publish(
     entry.log.append(items);
 }
 
+/// The verdict of a job that could not start (or stopped being driven).
+pub(super) fn spawn_failed(error: String) -> Outcome {
+    Outcome::Failed {
+        reason: FailureReason::SpawnFailed { error },
+        summary: None,
+        findings: Vec::new(),
+    }
+}
+
 /// Set the final state and outcome on the job's snapshot; returns the
 /// snapshot and the `finalized` event to record and publish.
 pub(super) fn conclude(entry: &JobEntry, outcome: &Outcome) -> (Job, Event) {
@@ -107,13 +116,7 @@ impl Drop for Guard {
             Some(f) => f,
             None => {
                 tracing::warn!("the runtime driving this job shut down; job killed");
-                let outcome = Outcome::Failed {
-                    reason: FailureReason::SpawnFailed {
-                        error: "the runtime driving this job shut down".to_string(),
-                    },
-                    summary: None,
-                    findings: Vec::new(),
-                };
+                let outcome = spawn_failed("the runtime driving this job shut down".into());
                 let (job, ev) = conclude(&self.entry, &outcome);
                 if let Some(h) = &self.inner.history {
                     h.record(&job, std::slice::from_ref(&ev));

@@ -34,21 +34,22 @@ use tracing::Instrument;
 
 use crate::command::{Launch, Redactor};
 use crate::event::{Event, Stream};
-use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::job::{JobId, JobState};
-use crate::outcome::{ExitCode, FailureReason, Outcome};
-use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
+use crate::outcome::{ExitCode, Outcome};
+use crate::output::Segment;
 use crate::process::pty::{self, PtyReader, PtyWriter};
 use crate::process::{self, ProcessTree};
 
-use super::finish::{conclude, publish, settle, Guard};
+mod lines;
+
+use super::finish::{conclude, publish, settle, spawn_failed, Guard};
 use super::interp::Interp;
-use super::log::{lock, Item, OutLine};
+use super::log::{lock, Item};
 use super::pipe::{Pipe, Reader};
 use super::registry::{JobEntry, StdinMsg};
 use super::stop::{Deadlines, Fired, StopPolicy, StopReason};
 use super::tally::Tally;
-use super::{Inner, RawOutputPolicy};
+use super::Inner;
 use crate::output::RawLog;
 
 /// The future that runs one job to its verdict, inside a `job` tracing span
@@ -116,15 +117,7 @@ async fn drive(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "spawn failed");
-            let reason = FailureReason::SpawnFailed {
-                error: e.to_string(),
-            };
-            let outcome = Outcome::Failed {
-                reason,
-                summary: None,
-                findings: Vec::new(),
-            };
-            return job.finish(outcome, &mut guard).await;
+            return job.finish(spawn_failed(e.to_string()), &mut guard).await;
         }
     };
     tracing::info!(pid = spawned.pid, "spawned");
@@ -141,15 +134,8 @@ async fn drive(
         Err(e) => {
             tracing::warn!(error = %e, "PTY setup failed");
             tree.kill();
-            let reason = FailureReason::SpawnFailed {
-                error: format!("could not set up the pseudo-terminal: {e}"),
-            };
-            let outcome = Outcome::Failed {
-                reason,
-                summary: None,
-                findings: Vec::new(),
-            };
-            return job.finish(outcome, &mut guard).await;
+            let error = format!("could not set up the pseudo-terminal: {e}");
+            return job.finish(spawn_failed(error), &mut guard).await;
         }
     };
     *lock(&entry.tree) = Some(Arc::clone(&tree));
@@ -416,26 +402,6 @@ impl Driver {
             super::stdin::connect(stdin, mode, stdin_rx);
         }
     }
-    fn take<R: AsyncRead + Unpin>(
-        &mut self,
-        pipe: &mut Pipe<R>,
-        read: Option<usize>,
-        segs: &mut Vec<Segment>,
-    ) {
-        pipe.take(read, segs);
-        self.handle(pipe.stream, segs);
-        if !pipe.is_open() {
-            if let Some(rest) = self.redactor.finish(pipe.stream) {
-                segs.push(Segment {
-                    text: rest,
-                    kind: SegmentKind::Line,
-                    continues: false,
-                });
-                self.handle(pipe.stream, segs);
-            }
-        }
-    }
-
     /// The main process exited and the pipes closed: kill what is left of
     /// the tree (unless the command keeps leftovers and was not stopped),
     /// measure it, and remove its cgroup once empty. `leader` is the main
@@ -528,179 +494,6 @@ impl Driver {
             self.push(ev);
         }
         self.flush();
-    }
-
-    fn open_raw_log(&mut self) {
-        let policy = self.inner.config.raw_policy();
-        let file_policy = !matches!(
-            policy,
-            RawOutputPolicy::Disabled | RawOutputPolicy::MemoryOnly
-        );
-        if !file_policy {
-            return;
-        }
-        if let Some(logs) = &self.inner.raw_logs {
-            match logs.open(self.id) {
-                Ok(sink) => self.raw = Some(sink),
-                Err(e) => {
-                    tracing::warn!(error = %e, "raw output log could not be opened");
-                    let msg = format!("raw output log could not be opened: {e}");
-                    self.warn_raw_log(msg);
-                }
-            }
-        }
-    }
-
-    fn warn_raw_log(&mut self, message: String) {
-        self.push(Event::WarningDetected {
-            job: self.id,
-            code: Some("execra.raw_log".to_string()),
-            message,
-            at: SystemTime::now(),
-        });
-    }
-
-    /// Writing the raw log failed (disk full…): say so once and stop logging;
-    /// the job itself carries on.
-    fn raw_log_failed(&mut self, e: std::io::Error) {
-        tracing::warn!(error = %e, "raw output log write failed; the rest is not logged");
-        if let Some(raw) = self.raw.take() {
-            raw.finish();
-        }
-        self.warn_raw_log(format!(
-            "raw output log write failed, the rest is not logged: {e}"
-        ));
-    }
-
-    /// Turn decoded segments of one stream into events (and interpreter
-    /// calls), then send the batch.
-    fn handle(&mut self, stream: Stream, segs: &mut Vec<Segment>) {
-        if segs.is_empty() {
-            return;
-        }
-        let at = SystemTime::now();
-        self.batch_elapsed = Some(self.started.elapsed());
-        for seg in segs.drain(..) {
-            let redraw = seg.kind == SegmentKind::Redraw;
-            let text = if redraw {
-                self.redactor.redraw(stream, seg.text)
-            } else {
-                self.redactor.line(stream, seg.text, seg.continues)
-            };
-            if redraw && text.is_empty() {
-                continue;
-            }
-            self.output(stream, text, redraw, at);
-        }
-        self.batch_elapsed = None;
-        if let Some(raw) = &mut self.raw {
-            if let Err(e) = raw.flush() {
-                self.raw_log_failed(e);
-            }
-        }
-        self.flush();
-    }
-
-    /// One (already redacted) output segment: raw log, memory ring,
-    /// interpreter, event.
-    fn output(&mut self, stream: Stream, mut text: String, redraw: bool, at: SystemTime) {
-        if !redraw {
-            if let Some(raw) = &mut self.raw {
-                if let Err(e) = raw.line(stream, &text) {
-                    self.raw_log_failed(e);
-                }
-            }
-        }
-        // PTY output: escapes stay in the raw log only (unless kept).
-        if self.launch.pty.is_some() && !self.launch.keep_ansi {
-            if let std::borrow::Cow::Owned(t) = strip_ansi(&text) {
-                text = t;
-            }
-        }
-        if !redraw {
-            if let Some(ring) = &self.entry.ring {
-                lock(ring).push(OutputLine {
-                    stream,
-                    text: text.clone(),
-                    at,
-                });
-            }
-        }
-        let (text, interpreted) = if self.interp.is_active() {
-            let line = Line { stream, text, at };
-            let evs = self.call_interpreter(
-                |i, ctx| {
-                    if redraw {
-                        i.on_redraw(ctx, &line)
-                    } else {
-                        i.on_line(ctx, &line)
-                    }
-                },
-                Some(&line.text),
-            );
-            (line.text, evs)
-        } else {
-            (text, Vec::new())
-        };
-        self.batch.push(Item::Out(OutLine {
-            stream,
-            line: text,
-            redraw,
-            at,
-        }));
-        for ie in interpreted {
-            self.apply(ie);
-        }
-    }
-
-    /// Call the interpreter with the job's context; a panic becomes an
-    /// `interpreter_error` (see [`Interp`]).
-    fn call_interpreter(
-        &mut self,
-        f: impl FnOnce(&mut dyn Interpreter, &Context) -> Vec<InterpreterEvent>,
-        line: Option<&str>,
-    ) -> Vec<InterpreterEvent> {
-        let phases = self.tally.phases();
-        let ctx = Context {
-            job: self.id,
-            command: &self.launch.spec,
-            current_phase: phases.last(),
-            phase_stack: phases,
-            // One clock read per pipe read, not per line.
-            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
-        };
-        match self.interp.call(&ctx, f) {
-            Ok(evs) => evs,
-            Err(msg) => {
-                let error =
-                    format!("interpreter panicked: {msg}; it is disabled for the rest of this job");
-                self.interpreter_error(error, line);
-                Vec::new()
-            }
-        }
-    }
-
-    fn interpreter_error(&mut self, error: String, line: Option<&str>) {
-        self.push(Event::InterpreterError {
-            job: self.id,
-            interpreter: self.interp.name().to_string(),
-            error,
-            line: line.map(str::to_string),
-            at: SystemTime::now(),
-        });
-    }
-
-    /// Apply one interpreter event through the tally and emit its event.
-    fn apply(&mut self, ie: InterpreterEvent) {
-        let applied = {
-            let mut s = lock(&self.entry.snapshot);
-            self.tally.apply(self.id, ie, SystemTime::now(), &mut s)
-        };
-        match applied {
-            Ok(Some(ev)) => self.push(ev),
-            Ok(None) => {}
-            Err(error) => self.interpreter_error(error, None),
-        }
     }
 
     /// Record the verdict: history first (durable), then `finalized`, then

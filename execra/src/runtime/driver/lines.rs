@@ -1,0 +1,220 @@
+//! What happens to each piece of output, in order: secrets masked
+//! ([`Redactor`](crate::command::Redactor)), the raw log and the memory
+//! ring, the interpreter (behind its panic fence), then the event — and what
+//! the interpreter's events do to the job ([`Tally`](crate::runtime)).
+
+use std::time::SystemTime;
+
+use tokio::io::AsyncRead;
+
+use crate::event::{Event, Stream};
+use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
+use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
+
+use super::super::log::{lock, Item, OutLine};
+use super::super::pipe::Pipe;
+use super::super::RawOutputPolicy;
+use super::Driver;
+
+impl Driver {
+    /// A pipe read returned: split it and handle the segments; at EOF, what
+    /// the redactor still holds back goes out too.
+    pub(super) fn take<R: AsyncRead + Unpin>(
+        &mut self,
+        pipe: &mut Pipe<R>,
+        read: Option<usize>,
+        segs: &mut Vec<Segment>,
+    ) {
+        pipe.take(read, segs);
+        self.handle(pipe.stream, segs);
+        if !pipe.is_open() {
+            if let Some(rest) = self.redactor.finish(pipe.stream) {
+                segs.push(Segment {
+                    text: rest,
+                    kind: SegmentKind::Line,
+                    continues: false,
+                });
+                self.handle(pipe.stream, segs);
+            }
+        }
+    }
+
+    pub(super) fn open_raw_log(&mut self) {
+        let policy = self.inner.config.raw_policy();
+        let file_policy = !matches!(
+            policy,
+            RawOutputPolicy::Disabled | RawOutputPolicy::MemoryOnly
+        );
+        if !file_policy {
+            return;
+        }
+        if let Some(logs) = &self.inner.raw_logs {
+            match logs.open(self.id) {
+                Ok(sink) => self.raw = Some(sink),
+                Err(e) => {
+                    tracing::warn!(error = %e, "raw output log could not be opened");
+                    let msg = format!("raw output log could not be opened: {e}");
+                    self.warn_raw_log(msg);
+                }
+            }
+        }
+    }
+
+    pub(super) fn warn_raw_log(&mut self, message: String) {
+        self.push(Event::WarningDetected {
+            job: self.id,
+            code: Some("execra.raw_log".to_string()),
+            message,
+            at: SystemTime::now(),
+        });
+    }
+
+    /// Writing the raw log failed (disk full…): say so once and stop logging;
+    /// the job itself carries on.
+    pub(super) fn raw_log_failed(&mut self, e: std::io::Error) {
+        tracing::warn!(error = %e, "raw output log write failed; the rest is not logged");
+        if let Some(raw) = self.raw.take() {
+            raw.finish();
+        }
+        self.warn_raw_log(format!(
+            "raw output log write failed, the rest is not logged: {e}"
+        ));
+    }
+
+    /// Turn decoded segments of one stream into events (and interpreter
+    /// calls), then send the batch.
+    pub(super) fn handle(&mut self, stream: Stream, segs: &mut Vec<Segment>) {
+        if segs.is_empty() {
+            return;
+        }
+        let at = SystemTime::now();
+        self.batch_elapsed = Some(self.started.elapsed());
+        for seg in segs.drain(..) {
+            let redraw = seg.kind == SegmentKind::Redraw;
+            let text = if redraw {
+                self.redactor.redraw(stream, seg.text)
+            } else {
+                self.redactor.line(stream, seg.text, seg.continues)
+            };
+            if redraw && text.is_empty() {
+                continue;
+            }
+            self.output(stream, text, redraw, at);
+        }
+        self.batch_elapsed = None;
+        if let Some(raw) = &mut self.raw {
+            if let Err(e) = raw.flush() {
+                self.raw_log_failed(e);
+            }
+        }
+        self.flush();
+    }
+
+    /// One (already redacted) output segment: raw log, memory ring,
+    /// interpreter, event.
+    pub(super) fn output(
+        &mut self,
+        stream: Stream,
+        mut text: String,
+        redraw: bool,
+        at: SystemTime,
+    ) {
+        if !redraw {
+            if let Some(raw) = &mut self.raw {
+                if let Err(e) = raw.line(stream, &text) {
+                    self.raw_log_failed(e);
+                }
+            }
+        }
+        // PTY output: escapes stay in the raw log only (unless kept).
+        if self.launch.pty.is_some() && !self.launch.keep_ansi {
+            if let std::borrow::Cow::Owned(t) = strip_ansi(&text) {
+                text = t;
+            }
+        }
+        if !redraw {
+            if let Some(ring) = &self.entry.ring {
+                lock(ring).push(OutputLine {
+                    stream,
+                    text: text.clone(),
+                    at,
+                });
+            }
+        }
+        let (text, interpreted) = if self.interp.is_active() {
+            let line = Line { stream, text, at };
+            let evs = self.call_interpreter(
+                |i, ctx| {
+                    if redraw {
+                        i.on_redraw(ctx, &line)
+                    } else {
+                        i.on_line(ctx, &line)
+                    }
+                },
+                Some(&line.text),
+            );
+            (line.text, evs)
+        } else {
+            (text, Vec::new())
+        };
+        self.batch.push(Item::Out(OutLine {
+            stream,
+            line: text,
+            redraw,
+            at,
+        }));
+        for ie in interpreted {
+            self.apply(ie);
+        }
+    }
+
+    /// Call the interpreter with the job's context; a panic becomes an
+    /// `interpreter_error` (see [`Interp`]).
+    pub(super) fn call_interpreter(
+        &mut self,
+        f: impl FnOnce(&mut dyn Interpreter, &Context) -> Vec<InterpreterEvent>,
+        line: Option<&str>,
+    ) -> Vec<InterpreterEvent> {
+        let phases = self.tally.phases();
+        let ctx = Context {
+            job: self.id,
+            command: &self.launch.spec,
+            current_phase: phases.last(),
+            phase_stack: phases,
+            // One clock read per pipe read, not per line.
+            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
+        };
+        match self.interp.call(&ctx, f) {
+            Ok(evs) => evs,
+            Err(msg) => {
+                let error =
+                    format!("interpreter panicked: {msg}; it is disabled for the rest of this job");
+                self.interpreter_error(error, line);
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn interpreter_error(&mut self, error: String, line: Option<&str>) {
+        self.push(Event::InterpreterError {
+            job: self.id,
+            interpreter: self.interp.name().to_string(),
+            error,
+            line: line.map(str::to_string),
+            at: SystemTime::now(),
+        });
+    }
+
+    /// Apply one interpreter event through the tally and emit its event.
+    pub(super) fn apply(&mut self, ie: InterpreterEvent) {
+        let applied = {
+            let mut s = lock(&self.entry.snapshot);
+            self.tally.apply(self.id, ie, SystemTime::now(), &mut s)
+        };
+        match applied {
+            Ok(Some(ev)) => self.push(ev),
+            Ok(None) => {}
+            Err(error) => self.interpreter_error(error, None),
+        }
+    }
+}
