@@ -236,12 +236,22 @@ fn pause_and_resume_from_another_process() {
         poll(Duration::from_secs(5), || frozen(&pids)),
         "not frozen after pause"
     );
+    // The history says so: state `paused` and a `paused` event.
+    let ls = String::from_utf8_lossy(&execra(&db, &["ls"]).stdout).into_owned();
+    assert!(ls.contains("paused"), "{ls}");
+    let show = execra(&db, &["show", &id, "--events"]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("\"kind\":\"paused\""),
+        "{show:?}"
+    );
     let out = execra(&db, &["resume", &id]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         poll(Duration::from_secs(5), || !frozen(&pids)),
         "still frozen after resume"
     );
+    let ls = String::from_utf8_lossy(&execra(&db, &["ls"]).stdout).into_owned();
+    assert!(ls.contains("running") && !ls.contains("paused"), "{ls}");
     let out = execra(&db, &["cancel", "--grace", "1s", &id]);
     assert!(out.status.success(), "{out:?}");
     let _ = runner.wait();

@@ -21,6 +21,11 @@ use execra::{Command, Containment, Event, JobState, Outcome, Runtime};
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
 /// A `sleep` duration no other process on the machine uses.
+/// These tests signal process groups, scan `/proc` and create cgroups:
+/// state shared by the whole machine, so they run one at a time (a test's
+/// escapee must not be mistaken for, or hit by, another test's tree).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn marker() -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("9{:06}{:03}", std::process::id() % 1_000_000, n)
@@ -62,16 +67,25 @@ async fn gone(marker: &str, limit: Duration) -> Result<(), Vec<i32>> {
     }
 }
 
-/// Poll (up to 5 s) until a process carries `marker`; `false` if none did.
-async fn appear(marker: &str) -> bool {
+/// Poll (up to 5 s) until a process carrying `marker` runs `program`
+/// (its `argv[0]`), i.e. has exec'd it.
+async fn appear_as(marker: &str, program: &str) -> bool {
     let end = Instant::now() + Duration::from_secs(5);
-    while survivors(marker).is_empty() {
+    loop {
+        let found = survivors(marker).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .and_then(|c| c.split(|b| *b == 0).next().map(<[u8]>::to_vec))
+                .is_some_and(|argv0| argv0.ends_with(program.as_bytes()))
+        });
+        if found {
+            return true;
+        }
         if Instant::now() >= end {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    true
 }
 
 /// Kill what a test expected to survive, so nothing leaks from the suite.
@@ -252,16 +266,19 @@ async fn futures_join(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cgroup_path_cancel_kills_every_escape() {
+    let _serial = SERIAL.lock().await;
     cgroup_path(End::Cancel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cgroup_path_timeout_kills_every_escape() {
+    let _serial = SERIAL.lock().await;
     cgroup_path(End::Timeout).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cgroup_path_normal_exit_kills_every_leftover() {
+    let _serial = SERIAL.lock().await;
     cgroup_path(End::Exit).await;
 }
 
@@ -286,16 +303,19 @@ async fn fallback_path(end: End) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_path_cancel() {
+    let _serial = SERIAL.lock().await;
     fallback_path(End::Cancel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_path_timeout() {
+    let _serial = SERIAL.lock().await;
     fallback_path(End::Timeout).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_path_normal_exit() {
+    let _serial = SERIAL.lock().await;
     fallback_path(End::Exit).await;
 }
 
@@ -349,12 +369,14 @@ async fn pause_and_resume(c: Containment) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_freezes_the_tree_on_the_cgroup_path() {
+    let _serial = SERIAL.lock().await;
     eprintln!("path: cgroup (cgroup.freeze)");
     pause_and_resume(Containment::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_the_group_on_the_fallback_path() {
+    let _serial = SERIAL.lock().await;
     eprintln!("path: process group (SIGSTOP/SIGCONT)");
     pause_and_resume(Containment::ProcessGroup).await;
 }
@@ -363,6 +385,7 @@ async fn pause_stops_the_group_on_the_fallback_path() {
 /// that needs 0.6 s of running time succeeds after 1.2 s paused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_does_not_count_paused_time() {
+    let _serial = SERIAL.lock().await;
     let rt = runtime(Containment::Auto);
     let h = rt
         .spawn(Command::sh("echo start; sleep 0.6; echo done").timeout(Duration::from_secs(1)))
@@ -429,11 +452,13 @@ async fn usage_of_a_cpu_burning_job(c: Containment) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_on_the_cgroup_path() {
+    let _serial = SERIAL.lock().await;
     usage_of_a_cpu_burning_job(Containment::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_on_the_fallback_path() {
+    let _serial = SERIAL.lock().await;
     usage_of_a_cpu_burning_job(Containment::ProcessGroup).await;
 }
 
@@ -442,6 +467,7 @@ async fn usage_on_the_fallback_path() {
 /// paths (and the test kills it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_leftovers_survive_a_normal_exit() {
+    let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
         let rt = runtime(c);
         let m = marker();
@@ -455,7 +481,10 @@ async fn kept_leftovers_survive_a_normal_exit() {
             )
             .expect("spawn");
         assert!(h.await.is_success());
-        assert!(appear(&m).await, "{c:?}: the kept leftover is not running");
+        assert!(
+            appear_as(&m, "sleep").await,
+            "{c:?}: the kept leftover is not running"
+        );
         let left = gone(&m, Duration::from_millis(500)).await;
         reap(&m);
         eprintln!("path: {c:?} — kept leftover: {left:?}");
@@ -466,6 +495,7 @@ async fn kept_leftovers_survive_a_normal_exit() {
 /// Dropping the last `Runtime` handle kills every running job's tree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_runtime_kills_every_tree() {
+    let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
         let rt = runtime(c);
         let m = marker();
@@ -479,7 +509,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
                 break;
             }
         }
-        assert!(appear(&m).await, "the sleeper did not start");
+        assert!(appear_as(&m, "sleep").await, "the sleeper did not start");
         drop(h);
         drop(rt);
         assert_eq!(gone(&m, Duration::from_secs(5)).await, Ok(()), "{c:?}");
@@ -490,6 +520,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
 /// waits — on both paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_escaped_trees() {
+    let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
         let rt = runtime(c);
         let m = marker();
@@ -505,7 +536,7 @@ async fn shutdown_stops_escaped_trees() {
                 break;
             }
         }
-        assert!(appear(&m).await, "the escapee did not start");
+        assert!(appear_as(&m, "sleep").await, "the escapee did not start");
         rt.shutdown().await.expect("shutdown");
         let res = gone(&m, Duration::from_secs(5)).await;
         reap(&m);
@@ -518,6 +549,7 @@ async fn shutdown_stops_escaped_trees() {
 /// `env_clear`, and over a value the command tries to set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_child_sees_its_job_id() {
+    let _serial = SERIAL.lock().await;
     let rt = runtime(Containment::ProcessGroup);
     for cmd in [
         Command::sh("echo id=$EXECRA_JOB_ID"),
@@ -541,6 +573,7 @@ async fn the_child_sees_its_job_id() {
 /// test fails, the fallback got stronger: update it and the README table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_path_misses_a_scrubbed_double_fork() {
+    let _serial = SERIAL.lock().await;
     for c in [Containment::ProcessGroup, Containment::Auto] {
         let rt = runtime(c);
         let m = marker();
@@ -556,7 +589,12 @@ async fn fallback_path_misses_a_scrubbed_double_fork() {
                 break;
             }
         }
-        assert!(appear(&m).await, "the scrubbed escapee did not start");
+        // Wait until `env -i setsid` has become `sleep`: before that it is
+        // still in the job's group and carries the marker.
+        assert!(
+            appear_as(&m, "sleep").await,
+            "the scrubbed escapee did not start"
+        );
         h.cancel().expect("cancel");
         assert!(matches!(h.await, Outcome::Cancelled { .. }));
         let res = gone(&m, Duration::from_secs(2)).await;
@@ -619,6 +657,7 @@ async fn crash_host(path: &Path, m: &str) {
 /// job's marker. The next history open kills it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
+    let _serial = SERIAL.lock().await;
     if let (Ok(role), Some(path), Ok(m)) = (
         std::env::var(ROLE),
         std::env::var_os(HISTORY),
@@ -666,7 +705,7 @@ async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
             panic!("the host did not report its job within 60 s");
         }
     };
-    assert!(appear(&m).await, "the orphan did not start");
+    assert!(appear_as(&m, "sleep").await, "the orphan did not start");
     host.kill().expect("SIGKILL the host");
     host.wait().expect("reap the host");
     // Kill the job's own group: the leader is dead, only the orphan is left.

@@ -100,12 +100,43 @@ impl Store {
     /// process (Unix): `cgroup.freeze`, else `SIGSTOP`/`SIGCONT` to its
     /// verified process group. Returns what held the tree, or `None` when
     /// nothing could be reached safely.
+    ///
+    /// The history records it as the runtime would: a `paused` / `resumed`
+    /// event, and the job's state `paused` (back to `running` on resume).
+    /// The runtime that owns the job is not told: a pause from another
+    /// process still counts towards its timeouts.
     #[cfg(unix)]
     pub fn pause_job(&self, id: JobId, paused: bool) -> Result<Option<TreeHolder>, StoreError> {
         let (tree, holder) = self.recorded_tree(id)?;
         if holder.is_none() || !tree.pause(paused) {
             return Ok(None);
         }
+        self.record_pause(id, paused)?;
         Ok(holder)
+    }
+
+    /// Write what a pause or resume from this process did to the history.
+    #[cfg(unix)]
+    fn record_pause(&self, id: JobId, paused: bool) -> Result<(), StoreError> {
+        use crate::event::Event;
+        use crate::job::JobState;
+        let (from, to) = if paused {
+            (JobState::Running, JobState::Paused)
+        } else {
+            (JobState::Paused, JobState::Running)
+        };
+        let at = std::time::SystemTime::now();
+        let ev = if paused {
+            Event::Paused { job: id, at }
+        } else {
+            Event::Resumed { job: id, at }
+        };
+        let tx = super::ImmediateTx::begin(&self.conn)?;
+        self.conn.execute(
+            "UPDATE jobs SET state = ?2 WHERE id = ?1 AND state = ?3",
+            params![id.0.as_bytes(), to.as_str(), from.as_str()],
+        )?;
+        super::Writes::new(&self.conn)?.insert_event(&ev)?;
+        tx.commit()
     }
 }
