@@ -204,17 +204,7 @@ fn stop_signal_cancels(signal: i32) {
     unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
+    let alive = || common::alive(sleeper);
     let start = Instant::now();
     while alive() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::execra;
+use common::{alive, execra};
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
@@ -43,18 +43,6 @@ fn spawn_run(db: &Path, containment: &str, script: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start execra run")
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// Live processes with `marker` as an argument.

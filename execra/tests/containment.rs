@@ -88,6 +88,24 @@ async fn appear_as(marker: &str, program: &str) -> bool {
     }
 }
 
+/// Spawn `sh -c script`, wait for its first output line and until the
+/// process carrying `marker` has exec'd `sleep` (before that, an escapee is
+/// still in the job's group and carries its marker in the environment).
+async fn started(rt: &Runtime, script: String, marker: &str) -> execra::JobHandle {
+    let h = rt.spawn(Command::sh(script)).expect("spawn");
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(ev, Event::OutputAppended { .. }) {
+            break;
+        }
+    }
+    assert!(
+        appear_as(marker, "sleep").await,
+        "`sleep {marker}` did not start"
+    );
+    h
+}
+
 /// Kill what a test expected to survive, so nothing leaks from the suite.
 /// Kills what carries its marker when dropped, so a failing test leaves
 /// nothing running either.
@@ -500,16 +518,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
         let rt = runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
-        let h = rt
-            .spawn(Command::sh(format!("sleep {m} & echo ready; wait")))
-            .expect("spawn");
-        let mut s = h.subscribe();
-        while let Some(ev) = s.next().await {
-            if matches!(ev, Event::OutputAppended { .. }) {
-                break;
-            }
-        }
-        assert!(appear_as(&m, "sleep").await, "the sleeper did not start");
+        let h = started(&rt, format!("sleep {m} & echo ready; wait"), &m).await;
         drop(h);
         drop(rt);
         assert_eq!(gone(&m, Duration::from_secs(5)).await, Ok(()), "{c:?}");
@@ -525,18 +534,8 @@ async fn shutdown_stops_escaped_trees() {
         let rt = runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
-        let h = rt
-            .spawn(Command::sh(format!(
-                "(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
-            )))
-            .expect("spawn");
-        let mut s = h.subscribe();
-        while let Some(ev) = s.next().await {
-            if matches!(ev, Event::OutputAppended { .. }) {
-                break;
-            }
-        }
-        assert!(appear_as(&m, "sleep").await, "the escapee did not start");
+        let script = format!("(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300");
+        let _h = started(&rt, script, &m).await;
         rt.shutdown().await.expect("shutdown");
         let res = gone(&m, Duration::from_secs(5)).await;
         reap(&m);
@@ -578,23 +577,8 @@ async fn fallback_path_misses_a_scrubbed_double_fork() {
         let rt = runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
-        let h = rt
-            .spawn(Command::sh(format!(
-                "(env -i setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
-            )))
-            .expect("spawn");
-        let mut s = h.subscribe();
-        while let Some(ev) = s.next().await {
-            if matches!(ev, Event::OutputAppended { .. }) {
-                break;
-            }
-        }
-        // Wait until `env -i setsid` has become `sleep`: before that it is
-        // still in the job's group and carries the marker.
-        assert!(
-            appear_as(&m, "sleep").await,
-            "the scrubbed escapee did not start"
-        );
+        let script = format!("(env -i setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300");
+        let h = started(&rt, script, &m).await;
         h.cancel().expect("cancel");
         assert!(matches!(h.await, Outcome::Cancelled { .. }));
         let res = gone(&m, Duration::from_secs(2)).await;

@@ -38,8 +38,8 @@ async fn a_million_lines_arrive_in_order_and_any_gap_is_counted() {
     }
     assert_eq!(delivered + skipped, 1_000_000);
     assert_eq!(next, 1_000_001);
+    assert!(delivered > 0, "no line reached the subscriber live");
     assert!(h.await.is_success());
-    println!("delivered {delivered}, skipped {skipped}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
