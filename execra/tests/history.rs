@@ -811,3 +811,30 @@ async fn a_query_sees_a_job_spawned_just_before() {
     h.cancel().expect("cancel");
     h.await;
 }
+
+/// Several processes (here threads with their own connections) opening the
+/// same fresh history file at once all succeed: the switch to WAL is retried
+/// while another opener holds the lock, instead of failing with "database
+/// is locked" (which made `execra run` lose its history when an `execra ls`
+/// opened the file at the same moment).
+#[test]
+fn concurrent_opens_of_a_fresh_history_all_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.sqlite");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    execra::store::Store::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for o in openers {
+            let r = o.join().expect("opener thread");
+            assert!(r.is_ok(), "round {round}: {r:?}");
+        }
+    }
+}

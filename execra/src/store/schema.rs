@@ -233,17 +233,28 @@ pub(crate) fn prepare(conn: &mut Connection, in_memory: bool) -> Result<(), Stor
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Any read fails on a file that is not a database ("file is not a
     // database"): check that before touching anything.
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::UnsupportedSchemaVersion {
-            found,
-            supported: SCHEMA_VERSION,
-        });
+    // One read transaction, so the version and the tables are seen as of
+    // one moment (another process may be migrating the same fresh file).
+    {
+        let tx = conn.transaction()?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::UnsupportedSchemaVersion {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        // Refuse some other database before switching its journal mode.
+        classify(&tx, found)?;
+        tx.commit()?;
     }
-    // Refuse some other database before switching its journal mode.
-    classify(conn, found)?;
     if !in_memory {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // Switching a fresh file to WAL needs an exclusive lock, and SQLite
+        // answers "database is locked" at once (no busy handler) while
+        // another process opens the same fresh file: retry within the busy
+        // timeout.
+        let mode: String =
+            retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Io(std::io::Error::other(format!(
                 "could not switch the history file to WAL mode (got {mode:?})"
@@ -254,6 +265,25 @@ pub(crate) fn prepare(conn: &mut Connection, in_memory: bool) -> Result<(), Stor
     // power loss too, not just a crash of the process.
     conn.pragma_update(None, "synchronous", "FULL")?;
     migrate(conn)
+}
+
+/// Run `f` again while SQLite reports the database busy or locked, for up
+/// to the 5 s the busy timeout allows elsewhere.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
