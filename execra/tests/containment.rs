@@ -601,25 +601,31 @@ async fn fallback_path_misses_a_scrubbed_double_fork() {
 }
 
 // ---------------------------------------------------------------------------
-// Crash recovery on the fallback path: this test binary re-executes itself
+// A host killed on the fallback path: this test binary re-executes itself
 // with `EXECRA_TEST_ROLE` set to play the host that is killed.
 
 const ROLE: &str = "EXECRA_TEST_ROLE";
 const HISTORY: &str = "EXECRA_TEST_HISTORY";
 const MARKER: &str = "EXECRA_TEST_MARKER";
 
-/// The host side: on the process-group path, start a job whose main process
-/// double-forks `sleep <marker>` out of its group, report the job's pid,
-/// and wait to be killed.
-async fn crash_host(path: &Path, m: &str) {
+/// The host side: on the process-group path, start a job whose main
+/// process starts `sleep <marker>` escapees out of its group (a double
+/// fork; with `role` "death" also a `setsid` child whose parent lives),
+/// report the job's pid and its own, and wait to be killed.
+async fn crash_host(path: &Path, m: &str, role: &str) {
     let rt = Runtime::builder()
         .history(path)
         .containment(Containment::ProcessGroup)
         .build()
         .expect("runtime");
+    let setsid_child = if role == "death" {
+        format!("setsid sh -c 'sleep {m}; :' >/dev/null 2>&1 & ")
+    } else {
+        String::new()
+    };
     let h = rt
         .spawn(Command::sh(format!(
-            "(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
+            "{setsid_child}(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300"
         )))
         .expect("spawn");
     let mut s = h.subscribe();
@@ -636,37 +642,16 @@ async fn crash_host(path: &Path, m: &str) {
     std::future::pending::<()>().await;
 }
 
-/// The host is killed, then the job's own process group (so its leader is
-/// dead); the double-forked orphan, outside that group, still carries the
-/// job's marker. The next history open kills it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
-    let _serial = SERIAL.lock().await;
-    if let (Ok(role), Some(path), Ok(m)) = (
-        std::env::var(ROLE),
-        std::env::var_os(HISTORY),
-        std::env::var(MARKER),
-    ) {
-        if role == "crash" {
-            crash_host(Path::new(&path), &m).await;
-        }
-        return;
-    }
-    eprintln!("path: process group (crash recovery, leader dead)");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("h.db");
-    let m = marker();
-    let _reaper = Reaper(m.clone());
+/// Start this test binary as a crash host running test `name` in `role`;
+/// return it and its job's leader pid.
+async fn start_host(name: &str, role: &str, path: &Path, m: &str) -> (std::process::Child, i32) {
     let mut host = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "crash_recovery_kills_a_marked_orphan_of_a_dead_leader",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, "crash")
-        .env(HISTORY, &path)
-        .env(MARKER, &m)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(HISTORY, path)
+        .env(MARKER, m)
+        // The host's watchdog state directory goes with the test's.
+        .env("TMPDIR", path.parent().expect("history in a directory"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -682,14 +667,132 @@ async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
         }
         panic!("the host never reported its job");
     });
-    let leader = match tokio::time::timeout(Duration::from_secs(60), reader).await {
-        Ok(r) => r.expect("join"),
+    match tokio::time::timeout(Duration::from_secs(60), reader).await {
+        Ok(r) => (host, r.expect("join")),
         Err(_) => {
             let _ = host.kill();
             panic!("the host did not report its job within 60 s");
         }
+    }
+}
+
+/// If this process is a crash host (see [`crash_host`]), play it and
+/// return `true`.
+async fn play_host() -> bool {
+    if let (Ok(role), Some(path), Ok(m)) = (
+        std::env::var(ROLE),
+        std::env::var_os(HISTORY),
+        std::env::var(MARKER),
+    ) {
+        crash_host(Path::new(&path), &m, &role).await;
+        return true;
+    }
+    false
+}
+
+/// Pids of the host-death watchdogs of process `host` (their command line
+/// names the host's state directory, `execra-watch-<host pid>-…`).
+fn watchdogs_of(host: u32) -> Vec<i32> {
+    let tag = format!("execra-watch-{host}-");
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
     };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let has = cmd
+            .split(|b| *b == 0)
+            .any(|a| String::from_utf8_lossy(a).contains(&tag));
+        if has && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The host is killed with `SIGKILL` mid-job on the process-group path: its
+/// watchdog kills the job's group — the leader, a `setsid` child whose
+/// parent lives — and the double-forked orphan that carries the job's
+/// marker, within 2 s, with no history open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_host_takes_its_fallback_trees_with_it() {
+    let _serial = SERIAL.lock().await;
+    if play_host().await {
+        return;
+    }
+    eprintln!("path: process group (host killed; the watchdog acts)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    let m = marker();
+    let _reaper = Reaper(m.clone());
+    let (mut host, leader) = start_host(
+        "a_killed_host_takes_its_fallback_trees_with_it",
+        "death",
+        &path,
+        &m,
+    )
+    .await;
+    assert!(
+        eventually(|| survivors(&m).len() == 2).await,
+        "the escapees did not start: {:?}",
+        survivors(&m)
+    );
+    assert!(appear_as(&m, "sleep").await);
+    assert!(
+        !watchdogs_of(host.id()).is_empty(),
+        "the host started no watchdog"
+    );
+    host.kill().expect("SIGKILL the host");
+    host.wait().expect("reap the host");
+    let res = gone(&m, Duration::from_secs(2)).await;
+    let leader_gone = eventually(|| !alive(leader)).await;
+    reap(&m);
+    assert_eq!(res, Ok(()), "escapees outlived their host by 2 s");
+    assert!(leader_gone, "the job's main process outlived its host");
+    assert!(
+        watchdogs_of(host.id()).is_empty(),
+        "the watchdog did not exit"
+    );
+}
+
+/// Crash recovery, the second line: the host and its watchdog are killed
+/// (as by the OOM killer), then the job's own process group (so its leader
+/// is dead); the double-forked orphan, outside that group, still carries
+/// the job's marker. The next history open kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
+    let _serial = SERIAL.lock().await;
+    if play_host().await {
+        return;
+    }
+    eprintln!("path: process group (crash recovery, leader dead, no watchdog)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    let m = marker();
+    let _reaper = Reaper(m.clone());
+    let (mut host, leader) = start_host(
+        "crash_recovery_kills_a_marked_orphan_of_a_dead_leader",
+        "crash",
+        &path,
+        &m,
+    )
+    .await;
     assert!(appear_as(&m, "sleep").await, "the orphan did not start");
+    // The watchdog goes first, so the host's death triggers nothing.
+    let dogs = watchdogs_of(host.id());
+    assert!(!dogs.is_empty(), "the host started no watchdog");
+    for d in &dogs {
+        // SAFETY: kill(2) on the watchdog of the host we started.
+        unsafe {
+            libc::kill(*d, libc::SIGKILL);
+        }
+    }
+    assert!(eventually(|| watchdogs_of(host.id()).is_empty()).await);
     host.kill().expect("SIGKILL the host");
     host.wait().expect("reap the host");
     // Kill the job's own group: the leader is dead, only the orphan is left.

@@ -86,37 +86,7 @@ done"#;
 /// Start the host-death watchdog for `dir` (see the module docs). Best
 /// effort: without `sh`, recovery at the next history open is what is left.
 fn start_watchdog(dir: &Path) {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills two fds; both are owned below. O_CLOEXEC keeps
-    // the write end out of every child (jobs included).
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return;
-    }
-    // SAFETY: fresh fds from pipe2, owned once each.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // Started through a shell that exits at once, so the watchdog is not
-    // our child (nothing to reap, nothing in the host's child list). An
-    // asynchronous list's stdin defaults to /dev/null, hence the pipe goes
-    // through fd 3.
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(r#"exec 3<&0; sh -c "$1" "$2" <&3 3<&- >/dev/null 2>&1 & exit 0"#)
-        .arg("sh")
-        .arg(WATCHDOG)
-        .arg(dir)
-        .stdin(std::process::Stdio::from(read))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn();
-    if let Ok(mut child) = child {
-        // The launcher exits at once; the watchdog lives on, re-parented.
-        let _ = child.wait();
-        // The host keeps the write end for as long as it lives.
-        std::mem::forget(write);
-    }
+    let _ = super::hostwatch::start(WATCHDOG, dir);
 }
 
 /// The cgroup2 mount point, from `/proc/self/mountinfo`.

@@ -28,6 +28,8 @@ use crate::job::JobId;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod cgroup;
+#[cfg(unix)]
+pub(crate) mod hostwatch;
 pub(crate) mod identity;
 pub(crate) mod pty;
 #[cfg(unix)]

@@ -19,6 +19,7 @@ use crate::job::JobId;
 
 #[cfg(target_os = "linux")]
 use super::cgroup::JobCgroup;
+use super::hostwatch::HostWatch;
 use super::identity::{self, ProcId};
 use super::pty::PtyMaster;
 use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
@@ -35,6 +36,9 @@ pub(crate) struct ProcessTree {
     seen: Mutex<Vec<ProcId>>,
     /// The job id, as the child's `EXECRA_JOB_ID` carries it.
     job: String,
+    /// Process-group path: the job as listed for the host-death watchdog
+    /// (`hostwatch.rs`); taken (unlisted) when leftovers are kept.
+    watch: Mutex<Option<HostWatch>>,
 }
 
 impl ProcessTree {
@@ -112,12 +116,23 @@ impl ProcessTree {
             .ok_or_else(|| io::Error::other("child exited before it could be tracked"))?;
         // The child is not reaped yet, so this pid is still this process:
         // its identity recorded now is the leader's.
+        let leader = ProcId::of(pid);
+        let job = job.to_string();
+        #[cfg(target_os = "linux")]
+        let contained = cgroup.is_some();
+        #[cfg(not(target_os = "linux"))]
+        let contained = false;
+        // Without a cgroup, the host-death watchdog needs to know the job.
+        let watch = (!contained)
+            .then(|| HostWatch::register(&job, &leader))
+            .flatten();
         let tree = ProcessTree {
-            leader: ProcId::of(pid),
+            leader,
             #[cfg(target_os = "linux")]
             cgroup,
             seen: Mutex::new(Vec::new()),
-            job: job.to_string(),
+            job,
+            watch: Mutex::new(watch),
         };
         Ok(Spawned {
             leader_usage: super::watch_leader(pid),
@@ -196,8 +211,10 @@ impl ProcessTree {
     }
 
     /// Let leftovers go (`Command::keep_leftovers`): they leave the job's
-    /// cgroup for the host's, so nothing kills them later.
+    /// cgroup for the host's (or, without one, the host-death watchdog's
+    /// list), so nothing kills them later.
     pub(crate) fn release_leftovers(&self) {
+        drop(self.watch.lock().unwrap_or_else(|e| e.into_inner()).take());
         #[cfg(target_os = "linux")]
         if let Some(cg) = &self.cgroup {
             cg.release_leftovers();
