@@ -99,6 +99,12 @@ pub struct RunArgs {
     /// be created, else a process group) or `process-group`.
     #[arg(long, env = "EXECRA_CONTAINMENT", default_value = "auto", value_parser = parse_containment)]
     pub containment: execra::Containment,
+    /// Do not make `execra` a child subreaper (Linux). By default orphans of
+    /// the job (processes whose parent exited, even ones that left its
+    /// process group and scrubbed their environment) re-parent to `execra`,
+    /// which kills and reaps them when the job stops.
+    #[arg(long)]
+    pub no_subreaper: bool,
     /// Give the job `/dev/null` as stdin (by default it reads ours: a pipe
     /// or file as is, the terminal by forwarding).
     #[arg(long)]

@@ -40,16 +40,20 @@ pub const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// Open the runtime every subcommand shares: history plus gzipped raw logs.
 pub fn open_runtime(paths: &Paths) -> Result<Runtime, CliError> {
-    open_runtime_with(paths, execra::Containment::Auto)
+    open_runtime_with(paths, execra::Containment::Auto, false)
 }
 
-/// [`open_runtime`] with a chosen containment (`execra run --containment`).
+/// [`open_runtime`] with a chosen containment (`execra run --containment`)
+/// and, for `execra run` (one job per process), the host as a child
+/// subreaper.
 pub fn open_runtime_with(
     paths: &Paths,
     containment: execra::Containment,
+    subreaper: bool,
 ) -> Result<Runtime, CliError> {
     Runtime::builder()
         .containment(containment)
+        .subreaper(subreaper)
         .history(&paths.db)
         .log_dir(&paths.logs)
         .raw_output(RawOutputPolicy::PersistGzipOnFinalize)
@@ -61,7 +65,7 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let Some((program, args)) = a.command.split_first() else {
         return Err(CliError::usage("missing program after `--`"));
     };
-    let rt = open_runtime_with(paths, a.containment)?;
+    let rt = open_runtime_with(paths, a.containment, !a.no_subreaper)?;
     let mut cmd = Command::new(program.clone())
         .args(args.iter().cloned())
         .tags(a.tags.iter().cloned())

@@ -1,7 +1,8 @@
 //! Containment through the CLI: `execra cancel`, `pause` and `resume` reach
-//! a job's whole tree in another process, and a host killed with `SIGKILL`
-//! leaves nothing running (at once with a cgroup, at the latest after the
-//! next open of the history without one).
+//! a job's whole tree in another process, a host killed with `SIGKILL`
+//! leaves nothing running (its watchdog acts at once, with a cgroup or
+//! without), and `execra run` as a child subreaper kills an orphan that
+//! scrubbed its environment and left the job's group.
 //!
 //! Each test says which path it ran on. The cgroup path must really be a
 //! cgroup (CI runs as root); set `EXECRA_TEST_NO_CGROUP=1` on a machine
@@ -293,6 +294,50 @@ fn a_host_killed_with_sigkill_leaves_nothing_running() {
             poll(Duration::from_secs(5), || !alive(leader)),
             "{containment}: the job's main process outlived its host"
         );
+        reap(&m);
+    }
+}
+
+/// `execra run` is a child subreaper by default: on the process-group path
+/// an orphan that scrubbed its environment and left the job's group (which
+/// nothing else can find) re-parents to it and dies when the job's main
+/// process exits; with `--no-subreaper` it survives (and the test kills
+/// it).
+#[test]
+fn execra_run_adopts_and_kills_a_scrubbed_orphan() {
+    for subreaper in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("h.sqlite");
+        let up = dir.path().join("up");
+        let m = marker();
+        let _reaper = Reaper(m.clone());
+        // The orphan writes its pid once it left the group and scrubbed
+        // its environment; `( … &)` returns once its parent exited.
+        let script = format!(
+            "(env -i setsid sh -c 'echo $$ > {up}.tmp; mv {up}.tmp {up}; exec sleep {m}' >/dev/null 2>&1 &); \
+             while [ ! -s {up} ]; do sleep 0.01; done; exit 0",
+            up = up.display()
+        );
+        let mut args = vec!["run", "--containment", "process-group"];
+        if !subreaper {
+            args.push("--no-subreaper");
+        }
+        args.extend(["--", "sh", "-c", &script]);
+        let out = execra(&db, &args);
+        assert!(out.status.success(), "{out:?}");
+        let orphan: i32 = std::fs::read_to_string(&up)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = poll(Duration::from_secs(2), || !alive(orphan));
+        eprintln!("path: process group, subreaper {subreaper} — scrubbed orphan gone: {gone}");
+        if !gone {
+            // SAFETY: kill(2) on the orphan our job started (alive: its pid
+            // is not reused).
+            unsafe { libc::kill(orphan, libc::SIGKILL) };
+        }
+        assert_eq!(gone, subreaper, "subreaper {subreaper}");
         reap(&m);
     }
 }

@@ -136,6 +136,12 @@ rm -f "$0"/job-* "$0"/.tmp-* 2>/dev/null
 rmdir "$0" 2>/dev/null
 exit 0"#;
 
+/// Start the watchdog now if it is not running yet (before a job's process
+/// is spawned, so the watchdog is older than any job).
+pub(crate) fn ensure_started() {
+    let _ = state_dir();
+}
+
 /// This host's state directory, created with its watchdog on first use;
 /// `None` where that fails.
 fn state_dir() -> Option<&'static Path> {

@@ -13,6 +13,8 @@
 /// What `/proc/<pid>/stat` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcStat {
+    /// Field 4: parent process id.
+    pub ppid: i64,
     /// Field 5: process group id.
     pub pgrp: i64,
     /// Field 22: start time in clock ticks since boot.
@@ -46,6 +48,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     // fields[0] is field 3 (state), fields[2] field 5, fields[19] field 22.
     let state = fields.first()?;
     Some(ProcStat {
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
         dead: matches!(*state, "Z" | "X"),
@@ -309,6 +312,28 @@ pub(crate) fn kill_marked(job: &str) -> usize {
     killed
 }
 
+/// The children of `parent` (Linux; empty elsewhere), zombies included,
+/// with what their `stat` says.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn children_of(parent: u32) -> Vec<(u32, ProcStat)> {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .filter_map(|pid| Some((pid, stat(pid)?)))
+            .filter(|(_, s)| s.ppid == i64::from(parent))
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = parent;
+        Vec::new()
+    }
+}
+
 /// Every live process whose parent chain leads to `root` (Linux; empty
 /// elsewhere), with its identity.
 pub(crate) fn descendants(root: u32) -> Vec<ProcId> {
@@ -391,6 +416,7 @@ mod tests {
         let text =
             "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let s = parse_stat(text).expect("parse");
+        assert_eq!(s.ppid, 1);
         assert_eq!(s.pgrp, 1234);
         assert_eq!(s.start, 987654);
         assert!(!s.dead);

@@ -31,6 +31,8 @@ pub(crate) mod cgroup;
 #[cfg(unix)]
 pub(crate) mod hostwatch;
 pub(crate) mod identity;
+#[cfg(target_os = "linux")]
+pub(crate) mod orphans;
 pub(crate) mod pty;
 #[cfg(unix)]
 mod unix;
@@ -85,6 +87,19 @@ pub struct ResourceUsage {
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::ProcessTree;
+
+/// Make this process a child subreaper, so orphaned descendants of its
+/// children re-parent to it (Linux; see `orphans.rs`). Elsewhere: nothing.
+pub(crate) fn enable_subreaper() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        orphans::enable()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(())
+    }
+}
 
 /// Crash recovery: kill what is left of a stranded job's tree — its cgroup
 /// (Linux; killed and removed), its process group, when the recorded

@@ -39,6 +39,9 @@ pub(crate) struct ProcessTree {
     /// Process-group path: the job as listed for the host-death watchdog
     /// (`hostwatch.rs`); taken (unlisted) when leftovers are kept.
     watch: Mutex<Option<HostWatch>>,
+    /// Orphans adopted by the host as a child subreaper (Linux).
+    #[cfg(target_os = "linux")]
+    orphans: super::orphans::Scope,
 }
 
 impl ProcessTree {
@@ -59,6 +62,8 @@ impl ProcessTree {
                 _ => None,
             };
             if let Some(cg) = cgroup {
+                // The watchdog starts before the job (with the cgroup's
+                // parent): it is never taken for one of the job's orphans.
                 let (mut cmd, pty) = build(launch, job)?;
                 new_group(&mut cmd, &pty);
                 enter_in_pre_exec(&mut cmd, &cg)?;
@@ -76,6 +81,7 @@ impl ProcessTree {
                         // on the process-group path, which reports the
                         // real error if the program itself cannot start.
                         drop((cg, cmd, pty));
+                        super::hostwatch::ensure_started();
                         let (mut cmd, pty) = build(launch, job)?;
                         new_group(&mut cmd, &pty);
                         let child = cmd
@@ -90,6 +96,9 @@ impl ProcessTree {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = containment;
+        // The host-death watchdog starts before the first job's process:
+        // it is never taken for one of the job's orphans (`orphans.rs`).
+        super::hostwatch::ensure_started();
         let (mut cmd, pty) = build(launch, job)?;
         new_group(&mut cmd, &pty);
         let child = cmd
@@ -127,6 +136,8 @@ impl ProcessTree {
             .then(|| HostWatch::register(&job, &leader))
             .flatten();
         let tree = ProcessTree {
+            #[cfg(target_os = "linux")]
+            orphans: super::orphans::Scope::enter(&leader),
             leader,
             #[cfg(target_os = "linux")]
             cgroup,
@@ -156,16 +167,22 @@ impl ProcessTree {
             return;
         }
         self.signal_all(libc::SIGTERM);
+        #[cfg(target_os = "linux")]
+        self.orphans.signal(libc::SIGTERM);
     }
 
-    /// Kill the whole tree (`SIGKILL`).
+    /// Kill the whole tree (`SIGKILL`), and reap the orphans the host
+    /// adopted from it as a subreaper (Linux, see `orphans.rs`).
     pub(crate) fn kill(&self) {
         #[cfg(target_os = "linux")]
         if let Some(cg) = &self.cgroup {
             cg.kill();
+            self.orphans.kill();
             return;
         }
         self.signal_all(libc::SIGKILL);
+        #[cfg(target_os = "linux")]
+        self.orphans.kill();
     }
 
     /// Freeze (`true`) or thaw (`false`) the whole tree: `cgroup.freeze`,

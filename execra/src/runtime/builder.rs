@@ -118,6 +118,27 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Make this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`;
+    /// elsewhere nothing happens), so a job's orphans — processes whose
+    /// parent exited, even ones that scrubbed their environment and left the
+    /// job's process group — re-parent to this process, where the runtime
+    /// kills and reaps them when the job stops (cancel, timeout, leftovers at
+    /// job end, shutdown). Default: off; on in `execra run`.
+    ///
+    /// **Process-wide and permanent**: from then on orphaned descendants of
+    /// *any* child of this process re-parent to it, and an adopted orphan is
+    /// attributed to a job only while that job is the only one running (see
+    /// the README, "What each platform guarantees"). Turn it on only in a
+    /// process that starts child processes through execra alone — one that
+    /// starts its own children while a job runs alone could see them killed
+    /// as that job's orphans. With several jobs at once, adopted orphans are
+    /// not attributed and, once they exit, stay zombies until the process
+    /// exits. `build` fails if the kernel refuses.
+    pub fn subreaper(mut self, on: bool) -> Self {
+        self.config.subreaper = on;
+        self
+    }
+
     /// How much output all finished jobs together keep in memory for late
     /// subscribers and [`Runtime::output`](super::Runtime::output) (default
     /// 32 MiB). Each finished job keeps at most its last 1024 lines / 1 MiB;
@@ -131,6 +152,9 @@ impl RuntimeBuilder {
 
     /// Build the runtime: opens the history and log directory if set.
     pub fn build(self) -> Result<Runtime, Error> {
+        if self.config.subreaper {
+            crate::process::enable_subreaper()?;
+        }
         Runtime::from_config(self.config)
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct RuntimeConfig {
     pub ring_bytes: usize,
     pub max_finished_jobs: usize,
     pub containment: crate::process::Containment,
+    /// Make the process a child subreaper (Linux) when the runtime is built.
+    pub subreaper: bool,
     /// Output bytes kept across all finished jobs (event logs and
     /// `MemoryOnly` rings).
     pub finished_output_budget: usize,
@@ -82,6 +84,7 @@ impl Default for RuntimeConfig {
             ring_bytes: 8 * 1024 * 1024,
             max_finished_jobs: 1000,
             containment: crate::process::Containment::Auto,
+            subreaper: false,
             finished_output_budget: DEFAULT_FINISHED_OUTPUT_BUDGET,
         }
     }
