@@ -817,3 +817,77 @@ async fn crash_recovery_kills_a_marked_orphan_of_a_dead_leader() {
     drop(rt);
     assert_eq!(res, Ok(()), "crash recovery left the marked orphan running");
 }
+
+/// A pause from another process (`execra pause ID`, i.e.
+/// `Store::pause_job`) reaches the runtime that owns the job: it sees
+/// `paused` then `resumed`, its state follows, and its timeout does not
+/// count the paused time — a job with a 2 s timeout that needs 1 s of
+/// running time, paused 2.5 s from outside, completes.
+async fn external_pause(c: Containment) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("h.sqlite");
+    let rt = Runtime::builder()
+        .history(&db)
+        .containment(c)
+        .build()
+        .expect("runtime");
+    let h = rt
+        .spawn(Command::sh("echo start; sleep 1; echo done").timeout(Duration::from_secs(2)))
+        .expect("spawn");
+    let id = h.id();
+    let mut s = h.subscribe();
+    while let Some(ev) = s.next().await {
+        if matches!(&ev, Event::OutputAppended { line, .. } if line == "start") {
+            break;
+        }
+    }
+    rt.flush()
+        .await
+        .expect("flush: the leader identity is in history");
+    let store = execra::store::Store::open(&db).expect("open the history as another process would");
+    let holder = store.pause_job(id, true).expect("pause_job");
+    eprintln!("path: {c:?} — external pause through {holder:?}");
+    assert!(holder.is_some(), "the tree could not be reached");
+    let seen = async {
+        while let Some(ev) = s.next().await {
+            if matches!(ev, Event::Paused { .. }) {
+                return true;
+            }
+        }
+        false
+    };
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), seen).await,
+        Ok(true),
+        "the owner did not notice the external pause"
+    );
+    assert_eq!(rt.job(id).map(|j| j.state), Some(JobState::Paused));
+    // Longer than the whole timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(rt.job(id).map(|j| j.state), Some(JobState::Paused));
+    store.pause_job(id, false).expect("resume_job");
+    let rest = collect(s).await;
+    let k = kinds(&rest);
+    assert!(k.contains(&"resumed"), "{k:?}");
+    assert_eq!(output_lines(&rest), vec!["done".to_string()]);
+    let o = h.await;
+    assert!(o.is_success(), "{c:?}: {o:?}");
+    // History: one `paused`, one `resumed` (recorded by the pausing side).
+    rt.flush().await.expect("flush");
+    let stored = store.list_events(id, usize::MAX).expect("events");
+    let k = kinds(&stored);
+    assert_eq!(k.iter().filter(|k| **k == "paused").count(), 1, "{k:?}");
+    assert_eq!(k.iter().filter(|k| **k == "resumed").count(), 1, "{k:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_pause_on_the_cgroup_path_stops_the_timeout() {
+    let _serial = SERIAL.lock().await;
+    external_pause(Containment::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_pause_on_the_fallback_path_stops_the_timeout() {
+    let _serial = SERIAL.lock().await;
+    external_pause(Containment::ProcessGroup).await;
+}

@@ -208,6 +208,13 @@ impl JobCgroup {
         let _ = std::fs::remove_dir(&self.dir);
     }
 
+    /// `true` once the cgroup is frozen (`frozen 1` in `cgroup.events`),
+    /// whoever froze it; `None` if that cannot be read.
+    pub(crate) fn frozen(&self) -> Option<bool> {
+        let s = std::fs::read_to_string(self.dir.join("cgroup.events")).ok()?;
+        Some(s.lines().any(|l| l.trim() == "frozen 1"))
+    }
+
     /// `true` while any process is in the cgroup.
     pub(crate) fn populated(&self) -> bool {
         populated(&self.dir)

@@ -21,6 +21,8 @@ pub(crate) struct ProcStat {
     pub start: i64,
     /// Field 3 is `Z` (zombie) or `X` (dead).
     pub dead: bool,
+    /// Field 3 is `T`: stopped by a signal (`SIGSTOP`, a pause).
+    pub stopped: bool,
 }
 
 /// Read `/proc/<pid>/stat` (Linux only; `None` elsewhere or if the process
@@ -52,6 +54,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
         pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
         dead: matches!(*state, "Z" | "X"),
+        stopped: *state == "T",
     })
 }
 

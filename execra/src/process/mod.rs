@@ -101,6 +101,32 @@ pub(crate) fn enable_subreaper() -> io::Result<()> {
     }
 }
 
+/// How often the driver looks for a pause or resume made by another
+/// process: `(with a timeout or idle timeout armed, without)`; `None` where
+/// it cannot be seen (not Unix).
+pub(crate) const PAUSE_PROBE: Option<(std::time::Duration, std::time::Duration)> = if cfg!(unix) {
+    Some((
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(1),
+    ))
+} else {
+    None
+};
+
+/// Did another process freeze (`Some(true)`) or thaw (`Some(false)`) this
+/// tree since the last call? Unix (see `unix.rs`); `None` elsewhere.
+pub(crate) fn external_pause(tree: &ProcessTree) -> Option<bool> {
+    #[cfg(unix)]
+    {
+        tree.external_pause()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tree;
+        None
+    }
+}
+
 /// Crash recovery: kill what is left of a stranded job's tree — its cgroup
 /// (Linux; killed and removed), its process group, when the recorded
 /// leader identity shows the group id was not reused, and (Linux) every

@@ -12,6 +12,7 @@
 use std::io;
 #[cfg(target_os = "linux")]
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::command::Launch;
@@ -39,6 +40,12 @@ pub(crate) struct ProcessTree {
     /// Process-group path: the job as listed for the host-death watchdog
     /// (`hostwatch.rs`); taken (unlisted) when leftovers are kept.
     watch: Mutex<Option<HostWatch>>,
+    /// Frozen as far as this process knows: set by [`pause`](Self::pause),
+    /// and by [`external_pause`](Self::external_pause) when another
+    /// process froze or thawed the tree.
+    requested: AtomicBool,
+    /// The frozen state [`external_pause`](Self::external_pause) saw last.
+    seen_frozen: AtomicBool,
     /// Orphans adopted by the host as a child subreaper (Linux).
     #[cfg(target_os = "linux")]
     orphans: super::orphans::Scope,
@@ -144,6 +151,8 @@ impl ProcessTree {
             seen: Mutex::new(Vec::new()),
             job,
             watch: Mutex::new(watch),
+            requested: AtomicBool::new(false),
+            seen_frozen: AtomicBool::new(false),
         };
         Ok(Spawned {
             leader_usage: super::watch_leader(pid),
@@ -188,12 +197,47 @@ impl ProcessTree {
     /// Freeze (`true`) or thaw (`false`) the whole tree: `cgroup.freeze`,
     /// else `SIGSTOP`/`SIGCONT` to the group and live descendants.
     pub(crate) fn pause(&self, frozen: bool) -> io::Result<()> {
+        self.requested.store(frozen, Ordering::SeqCst);
         #[cfg(target_os = "linux")]
         if let Some(cg) = &self.cgroup {
             return cg.freeze(frozen);
         }
         self.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
         Ok(())
+    }
+
+    /// Did another process freeze (`Some(true)`) or thaw (`Some(false)`)
+    /// the tree since the last call (`execra pause|resume`, i.e.
+    /// `Store::pause_job`)? Reads the tree's state — `frozen` in the
+    /// cgroup's `cgroup.events`, else (Linux) whether the main process is
+    /// stopped (`T` in `/proc/<pid>/stat`) — and reports a *change* that
+    /// this process did not ask for; from then on it counts as this
+    /// process's own state (a later [`pause`](Self::pause) undoes it).
+    /// `None`: no change, or the state cannot be read (macOS without a
+    /// cgroup). Polled by the driver (`runtime/stop.rs`, `Fired::Probe`).
+    pub(crate) fn external_pause(&self) -> Option<bool> {
+        let now = self.frozen_now()?;
+        let before = self.seen_frozen.swap(now, Ordering::SeqCst);
+        if now == before || now == self.requested.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.requested.store(now, Ordering::SeqCst);
+        Some(now)
+    }
+
+    /// Is the tree frozen right now, as far as can be read?
+    fn frozen_now(&self) -> Option<bool> {
+        #[cfg(target_os = "linux")]
+        if let Some(cg) = &self.cgroup {
+            return cg.frozen();
+        }
+        self.leader.start?;
+        // A main process that exited (or whose pid was reused) is not
+        // stopped.
+        Some(match identity::stat(self.leader.pid) {
+            Some(s) => Some(s.start) == self.leader.start && !s.dead && s.stopped,
+            None => false,
+        })
     }
 
     /// Resource usage: the cgroup's figures where there is one (peak

@@ -15,6 +15,12 @@
 //!   ([`Deadlines::activity`]); it is disarmed once the job is being stopped
 //!   or the main process exited (draining is the drain deadline's business).
 //!
+//! - **pause probe**: while the process runs, the tree's frozen state is
+//!   read every [`StopPolicy::probe`] so a pause or resume made by another
+//!   process (`execra pause ID`) is noticed: the job then shows `Paused`
+//!   and its timeout stops counting as for [`Runtime::pause`](crate::Runtime::pause).
+//!   Disarmed once the job is being stopped or the main process exited.
+//!
 //! Every deadline is `now + duration` computed with `checked_add`: a
 //! duration too large to represent (`Duration::MAX`) means "never", not a
 //! panic. One timer serves all deadlines; [`Deadlines::next`] sleeps until
@@ -55,6 +61,9 @@ pub(crate) enum Fired {
     Drain,
     /// The pipes have been quiet: show unfinished lines.
     IdleFlush,
+    /// Time to look whether another process paused or resumed the tree
+    /// (re-armed by itself).
+    Probe,
 }
 
 /// The durations a job's deadlines are computed from.
@@ -70,6 +79,9 @@ pub(crate) struct StopPolicy {
     pub idle_flush: Duration,
     /// Quiet time after which the job is stopped.
     pub idle_timeout: Option<Duration>,
+    /// How often to look for a pause or resume made by another process
+    /// (`None`: never).
+    pub probe: Option<Duration>,
 }
 
 /// `at + d`, or `None` ("never") when that is not representable.
@@ -85,6 +97,7 @@ pub(crate) struct Deadlines {
     drain: Option<Instant>,
     idle_flush: Option<Instant>,
     idle_timeout: Option<Instant>,
+    probe: Option<Instant>,
     stopping: Option<StopReason>,
     /// While paused: the timeout's remaining time (the timeout is disarmed).
     paused_left: Option<Duration>,
@@ -111,6 +124,7 @@ impl Deadlines {
             drain: None,
             idle_flush: None,
             idle_timeout: policy.idle_timeout.and_then(|d| after(now, d)),
+            probe: policy.probe.and_then(|d| after(now, d)),
             stopping: None,
             paused_left: None,
             paused_idle: false,
@@ -136,6 +150,7 @@ impl Deadlines {
         self.stopping = Some(why);
         self.timeout = None;
         self.idle_timeout = None;
+        self.probe = None;
         self.kill = after(Instant::now(), self.policy.grace);
         true
     }
@@ -173,6 +188,7 @@ impl Deadlines {
     /// deadline.
     pub fn exited(&mut self, pipes_open: bool) {
         self.idle_timeout = None;
+        self.probe = None;
         if pipes_open && self.drain.is_none() {
             self.drain = after(Instant::now(), self.policy.drain);
         }
@@ -247,7 +263,7 @@ impl Deadlines {
     }
 
     /// The earliest armed deadline and which one it is. On a tie the order
-    /// is kill, drain, timeout, idle timeout, idle flush.
+    /// is kill, drain, timeout, idle timeout, idle flush, probe.
     fn earliest(&self) -> Option<(Instant, Fired)> {
         [
             (self.kill, Fired::Kill),
@@ -255,6 +271,7 @@ impl Deadlines {
             (self.timeout, Fired::Timeout),
             (self.idle_timeout, Fired::IdleTimeout),
             (self.idle_flush, Fired::IdleFlush),
+            (self.probe, Fired::Probe),
         ]
         .into_iter()
         .filter_map(|(at, which)| at.map(|at| (at, which)))
@@ -268,6 +285,10 @@ impl Deadlines {
             Fired::Drain => self.drain = None,
             Fired::IdleFlush => self.idle_flush = None,
             Fired::IdleTimeout => self.idle_timeout = None,
+            // The probe re-arms itself.
+            Fired::Probe => {
+                self.probe = self.policy.probe.and_then(|d| after(Instant::now(), d));
+            }
         }
     }
 
@@ -306,6 +327,7 @@ mod tests {
             drain: Duration::from_secs(2),
             idle_flush: Duration::from_millis(100),
             idle_timeout: None,
+            probe: None,
         }
     }
 
@@ -339,6 +361,7 @@ mod tests {
             drain: Duration::MAX,
             idle_flush: Duration::MAX,
             idle_timeout: Some(Duration::MAX),
+            probe: Some(Duration::MAX),
         });
         assert!(d.stop(StopReason::Cancel));
         d.exited(true);
@@ -379,6 +402,32 @@ mod tests {
     /// `next()` if it is ready now.
     async fn futures_ready(d: &mut Deadlines) -> Option<Fired> {
         tokio::time::timeout(Duration::ZERO, d.next()).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_probe_rearms_until_stop_or_exit() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::start(StopPolicy {
+            probe: Some(Duration::from_millis(250)),
+            ..policy(Some(Duration::from_secs(1)))
+        });
+        for i in 1..=3 {
+            assert_eq!(d.next().await, Fired::Probe);
+            assert_eq!(t0.elapsed(), Duration::from_millis(250 * i));
+        }
+        // Paused: the probe keeps running, the timeout does not.
+        d.paused(true);
+        assert_eq!(d.next().await, Fired::Probe);
+        d.paused(false);
+        d.exited(false);
+        let rest = tokio::time::timeout(Duration::from_secs(60), d.next()).await;
+        assert_eq!(rest.ok(), Some(Fired::Timeout), "only the timeout is left");
+        let mut d = Deadlines::start(StopPolicy {
+            probe: Some(Duration::from_millis(250)),
+            ..policy(None)
+        });
+        assert!(d.stop(StopReason::Cancel));
+        assert_eq!(d.next().await, Fired::Kill, "no probe while stopping");
     }
 
     #[tokio::test(start_paused = true)]

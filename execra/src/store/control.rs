@@ -103,8 +103,11 @@ impl Store {
     ///
     /// The history records it as the runtime would: a `paused` / `resumed`
     /// event, and the job's state `paused` (back to `running` on resume).
-    /// The runtime that owns the job is not told: a pause from another
-    /// process still counts towards its timeouts.
+    /// The runtime that owns the job notices the frozen tree within a
+    /// moment (it polls the tree's state while the job runs: every 250 ms
+    /// when a timeout or idle timeout is armed, else every second; Unix)
+    /// and then treats it as its own pause: live `paused` / `resumed`
+    /// events, the job's state, and its timeouts stop counting.
     #[cfg(unix)]
     pub fn pause_job(&self, id: JobId, paused: bool) -> Result<Option<TreeHolder>, StoreError> {
         let (tree, holder) = self.recorded_tree(id)?;

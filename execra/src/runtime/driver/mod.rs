@@ -254,6 +254,9 @@ impl Driver {
                 // The usage probe sees the exit without reaping; reap after.
                 status = async { leader.exited().await; child.wait().await }, if exit.is_none() => {
                     exit = Some(status.map_or(ExitCode { code: None, signal: None }, exit_code));
+                    // A tree thawed by another process may exit before the
+                    // next probe: report the resume first.
+                    self.probe_pause(&mut deadlines, tree);
                     deadlines.exited(out.is_open() || err.is_open());
                 }
                 r = paused_rx.changed() => {
@@ -325,6 +328,15 @@ impl Driver {
             drain: cfg.drain_timeout,
             idle_flush: cfg.idle_flush,
             idle_timeout: self.launch.idle_timeout,
+            probe: process::PAUSE_PROBE.map(|(armed, idle)| {
+                let timed =
+                    self.launch.spec.timeout.is_some() || self.launch.idle_timeout.is_some();
+                if timed {
+                    armed
+                } else {
+                    idle
+                }
+            }),
         })
     }
 
@@ -365,6 +377,7 @@ impl Driver {
                 err.close(segs);
                 self.handle(err.stream, segs);
             }
+            Fired::Probe => self.probe_pause(deadlines, tree),
             Fired::IdleFlush => {
                 out.splitter.flush_idle(segs);
                 self.handle(out.stream, segs);
@@ -467,6 +480,40 @@ impl Driver {
             self.flush();
         }
         tree.terminate();
+    }
+
+    /// Another process paused or resumed the tree (`execra pause ID`): show
+    /// it (`Paused`/`Resumed`, the job's state) and stop or restart the
+    /// timeout's clock, as for `Runtime::pause`. Live only: the process
+    /// that paused it recorded it in history.
+    fn probe_pause(&mut self, deadlines: &mut Deadlines, tree: &ProcessTree) {
+        let Some(paused) = process::external_pause(tree) else {
+            return;
+        };
+        if *self.entry.paused.borrow() == paused {
+            return;
+        }
+        tracing::info!(paused, "paused or resumed by another process");
+        self.entry.paused.send_replace(paused);
+        deadlines.paused(paused);
+        let (job, at) = (self.id, SystemTime::now());
+        let ev = if paused {
+            Event::Paused { job, at }
+        } else {
+            Event::Resumed { job, at }
+        };
+        {
+            let mut s = lock(&self.entry.snapshot);
+            match (paused, s.state) {
+                (true, JobState::Running) => s.state = JobState::Paused,
+                (false, JobState::Paused) => s.state = JobState::Running,
+                _ => {}
+            }
+        }
+        self.flush();
+        let items = [Item::event(ev)];
+        self.inner.bus.publish(self.id, &items);
+        self.entry.log.append(items);
     }
 
     /// The process exited and both pipes closed: `exited`, `on_exit`, then
