@@ -566,10 +566,12 @@ async fn the_child_sees_its_job_id() {
     }
 }
 
-/// The fallback path's remaining limit: a process that scrubs its
-/// environment (`env -i`) and leaves the group with its parent gone carries
-/// no marker, and survives a cancel. (The cgroup path kills it.) If this
-/// test fails, the fallback got stronger: update it and the README table.
+/// The fallback path's remaining limit without a subreaper: a process that
+/// scrubs its environment (`env -i`) and leaves the group with its parent
+/// gone carries no marker, and survives a cancel. (The cgroup path kills
+/// it; so does the subreaper, `tests/subreaper.rs`, which this binary never
+/// turns on.) If this test fails, the fallback got stronger: update it and
+/// the README table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_path_misses_a_scrubbed_double_fork() {
     let _serial = SERIAL.lock().await;

@@ -13,7 +13,8 @@
 //!   reading a pipe only the host holds. When the host process ends — even
 //!   by `SIGKILL` — the read returns and the watchdog writes `cgroup.kill`
 //!   of `execra-host-<pid>`, which kills every job tree of that host, then
-//!   removes the cgroups. Crash recovery is the second line.
+//!   removes the cgroups. Crash recovery is the second line. (The launcher
+//!   is shared with the process-group path's watchdog, `hostwatch.rs`.)
 //! - Entry: the child writes `0` (itself) to the cgroup's `cgroup.procs`
 //!   from `pre_exec`, after fork and before exec, so it is inside before it
 //!   runs a single instruction of its program, and so is everything it

@@ -15,6 +15,18 @@
 //!   every job's child gets.
 //! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
 //!
+//! Around those, on Unix:
+//!
+//! - `hostwatch.rs`: the host-death watchdog without a cgroup (a detached
+//!   `sh` that kills every running job's group and marked processes when
+//!   the host ends, even by `SIGKILL`), and the launcher both watchdogs
+//!   use; why `PR_SET_PDEATHSIG` is not used is in its docs.
+//! - `orphans.rs` (Linux): the host as a child subreaper
+//!   ([`RuntimeBuilder::subreaper`](crate::RuntimeBuilder::subreaper)):
+//!   which adopted orphans belong to a job, and reaping them by pid.
+//! - A pause made by another process (`execra pause ID`) is seen by
+//!   [`external_pause`], which the driver polls.
+//!
 //! `identity.rs` is process identity (pid + start time + boot id), used to
 //! tell a process from a later one that reuses its pid.
 

@@ -7,7 +7,9 @@
 //! and to every process carrying the job's `EXECRA_JOB_ID` marker in its
 //! environment ([`identity::marked`]): that reaches a process whose parent
 //! already exited, as after a double fork, unless it scrubbed its
-//! environment.
+//! environment — which the host, as a child subreaper, adopts and kills
+//! (`orphans.rs`). Each such job is listed for the host-death watchdog
+//! (`hostwatch.rs`) while it runs.
 
 use std::io;
 #[cfg(target_os = "linux")]
