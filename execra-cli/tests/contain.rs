@@ -110,12 +110,18 @@ fn started(db: &Path, m: &str) -> String {
         "the job's processes did not start: {:?}",
         survivors(m)
     );
-    let ls = execra(db, &["ls", "--json", "--state", "running"]);
-    let line = String::from_utf8_lossy(&ls.stdout)
-        .lines()
-        .next()
-        .expect("the running job is listed")
-        .to_string();
+    // The history writer records the job as running on its own thread:
+    // under load that may come after the processes started.
+    let mut line = None;
+    poll(Duration::from_secs(20), || {
+        let ls = execra(db, &["ls", "--json", "--state", "running"]);
+        line = String::from_utf8_lossy(&ls.stdout)
+            .lines()
+            .next()
+            .map(str::to_string);
+        line.is_some()
+    });
+    let line = line.expect("the running job is listed");
     let job: execra::Job = serde_json::from_str(&line).expect("job json");
     job.id.to_string()
 }

@@ -757,7 +757,7 @@ async fn a_killed_host_takes_its_fallback_trees_with_it() {
     assert_eq!(res, Ok(()), "escapees outlived their host by 2 s");
     assert!(leader_gone, "the job's main process outlived its host");
     assert!(
-        watchdogs_of(host.id()).is_empty(),
+        eventually(|| watchdogs_of(host.id()).is_empty()).await,
         "the watchdog did not exit"
     );
 }
