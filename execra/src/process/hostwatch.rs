@@ -45,6 +45,7 @@ use super::identity::ProcId;
 static WATCHDOGS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// `true` if `pid` is one of this process's watchdogs.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn is_watchdog(pid: u32) -> bool {
     WATCHDOGS.lock().map(|w| w.contains(&pid)).unwrap_or(false)
 }

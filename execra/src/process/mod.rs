@@ -76,7 +76,9 @@ pub enum Containment {
 /// With a cgroup (Linux), CPU time covers the whole tree (`cpu.stat`) and
 /// peak memory is the cgroup's `memory.peak` where the memory controller is
 /// enabled, else the main process's. Without one, both come from the main
-/// process's `rusage` (itself and the children it waited for).
+/// process's `rusage` (itself and the children it waited for); on macOS
+/// from `proc_pid_rusage` of the main process once it exited (peak memory:
+/// its lifetime maximum physical footprint).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
@@ -159,7 +161,8 @@ pub(crate) fn kill_stranded(job: JobId, leader: Option<&identity::ProcId>) {
 /// Watch the main process `pid` until it exits, without reaping it, and
 /// return its resource usage (Linux: the raw `waitid` syscall with
 /// `WNOWAIT` fills a `rusage` for the zombie — the process and the children
-/// it waited for). The runtime awaits this before reaping the child, so the
+/// it waited for; macOS: `waitid(WNOWAIT)`, then `proc_pid_rusage` of the
+/// zombie, see `macos::leader_rusage`). The runtime awaits this before reaping the child, so the
 /// figures are always there. Runs on a small thread of its own (a job's
 /// lifetime); `None` where unsupported.
 pub(crate) fn watch_leader(pid: u32) -> LeaderWatch {
@@ -178,7 +181,19 @@ pub(crate) fn watch_leader(pid: u32) -> LeaderWatch {
             let _ = e;
         }
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("execra-leader".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = tx.send(macos::leader_rusage(pid));
+            });
+        if let Err(e) = spawned {
+            let _ = e;
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         let _ = (pid, tx.send(None));
     }
@@ -209,6 +224,91 @@ impl LeaderWatch {
     /// The main process's usage, once [`exited`](Self::exited) returned.
     pub(crate) fn usage(&self) -> Option<ResourceUsage> {
         self.usage.clone()
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod macos {
+    //! macOS resource usage of a job's main process. Compile-checked only
+    //! (`cargo check --target x86_64-apple-darwin`); not yet run on a Mac.
+
+    use std::io;
+
+    use super::ResourceUsage;
+
+    /// Wait (without reaping) until `pid` exited, then read its usage with
+    /// `proc_pid_rusage` (which also answers for a zombie): CPU times and
+    /// `ri_lifetime_max_phys_footprint` as the peak memory.
+    pub(super) fn leader_rusage(pid: u32) -> Option<ResourceUsage> {
+        let p = libc::pid_t::try_from(pid).ok()?;
+        loop {
+            // SAFETY: a zeroed plain C struct filled by the kernel.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointer; WNOWAIT leaves the child for tokio to
+            // reap.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return None;
+            }
+        }
+        // SAFETY: a zeroed plain C struct filled by the kernel.
+        let mut ri: libc::rusage_info_v4 = unsafe { std::mem::zeroed() };
+        // SAFETY: the buffer is a `rusage_info_v4`, as the flavor says.
+        let r = unsafe {
+            libc::proc_pid_rusage(
+                p,
+                libc::RUSAGE_INFO_V4,
+                (&mut ri as *mut libc::rusage_info_v4).cast::<libc::rusage_info_t>(),
+            )
+        };
+        if r != 0 {
+            return None;
+        }
+        // Without the tick rate the CPU figures cannot be told: none.
+        let hz = tb_frequency()?;
+        let peak = ri.ri_lifetime_max_phys_footprint;
+        Some(ResourceUsage {
+            user_cpu_us: ticks_to_us(ri.ri_user_time, hz),
+            system_cpu_us: ticks_to_us(ri.ri_system_time, hz),
+            peak_memory_bytes: (peak > 0).then_some(peak),
+            whole_tree: false,
+        })
+    }
+
+    /// `ri_user_time`/`ri_system_time` count Mach time-base ticks (1 ns on
+    /// Intel, 1/24 MHz on Apple silicon), converted with `hw.tbfrequency`,
+    /// which stays the hardware's under Rosetta (where
+    /// `mach_timebase_info` reports 1/1).
+    fn ticks_to_us(ticks: u64, hz: u64) -> u64 {
+        let us = u128::from(ticks) * 1_000_000 / u128::from(hz.max(1));
+        u64::try_from(us).unwrap_or(u64::MAX)
+    }
+
+    /// `sysctl hw.tbfrequency`: time-base ticks per second.
+    fn tb_frequency() -> Option<u64> {
+        let mut hz: u64 = 0;
+        let mut len = std::mem::size_of::<u64>();
+        // SAFETY: a NUL-terminated name and a u64 buffer of `len` bytes.
+        let r = unsafe {
+            libc::sysctlbyname(
+                c"hw.tbfrequency".as_ptr(),
+                (&mut hz as *mut u64).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        (r == 0 && len == std::mem::size_of::<u64>() && hz > 0).then_some(hz)
     }
 }
 
