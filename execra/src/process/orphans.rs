@@ -73,15 +73,18 @@ fn running() -> std::sync::MutexGuard<'static, Vec<Slot>> {
 }
 
 /// A running job's claim on the orphans adopted while it runs alone.
+/// Reserved *before* the job's process is spawned, so no other job can
+/// take the new process for an orphan of its own in between.
 #[derive(Debug)]
 pub(crate) struct Scope {
     id: u64,
-    leader: ProcId,
+    leader: Option<ProcId>,
 }
 
 impl Scope {
-    /// Register the job led by `leader` (right after spawn).
-    pub(crate) fn enter(leader: &ProcId) -> Scope {
+    /// Register a job about to be spawned: from now on every other running
+    /// job counts as not alone.
+    pub(crate) fn reserve() -> Scope {
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let mut r = running();
         let alone = r.is_empty();
@@ -90,12 +93,17 @@ impl Scope {
         }
         r.push(Slot {
             id,
-            leader: leader.pid,
+            leader: 0,
             alone,
         });
-        Scope {
-            id,
-            leader: leader.clone(),
+        Scope { id, leader: None }
+    }
+
+    /// The job's main process, right after spawn.
+    pub(crate) fn set_leader(&mut self, leader: &ProcId) {
+        self.leader = Some(leader.clone());
+        if let Some(s) = running().iter_mut().find(|s| s.id == self.id) {
+            s.leader = leader.pid;
         }
     }
 
@@ -112,7 +120,7 @@ impl Scope {
                 _ => return Vec::new(),
             }
         };
-        let Some(since) = self.leader.start else {
+        let Some(since) = self.leader.as_ref().and_then(|l| l.start) else {
             return Vec::new();
         };
         let me = std::process::id();

@@ -60,6 +60,10 @@ impl ProcessTree {
         containment: Containment,
         job: JobId,
     ) -> io::Result<Spawned> {
+        // Before the process exists, so no other job takes it for one of
+        // its adopted orphans (`orphans.rs`).
+        #[cfg(target_os = "linux")]
+        let orphans = super::orphans::Scope::reserve();
         #[cfg(target_os = "linux")]
         {
             // A `pre_exec` hook makes std fork + execvp instead of
@@ -82,7 +86,7 @@ impl ProcessTree {
                         // side: drop ours, so the master reads end-of-file
                         // once the child's are closed.
                         drop(cmd);
-                        return Self::attach(child, pty, job, Some(cg));
+                        return Self::attach(child, pty, job, Some(cg), orphans);
                     }
                     Err(_) => {
                         // Entering the cgroup may be what failed (no
@@ -98,7 +102,7 @@ impl ProcessTree {
                             .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
                         drop(cmd);
                         super::cgroup::mark_unusable();
-                        return Self::attach(child, pty, job, None);
+                        return Self::attach(child, pty, job, None, orphans);
                     }
                 }
             }
@@ -120,6 +124,8 @@ impl ProcessTree {
             job,
             #[cfg(target_os = "linux")]
             None,
+            #[cfg(target_os = "linux")]
+            orphans,
         )
     }
 
@@ -128,6 +134,7 @@ impl ProcessTree {
         pty: Option<PtyMaster>,
         job: JobId,
         #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,
+        #[cfg(target_os = "linux")] mut orphans: super::orphans::Scope,
     ) -> io::Result<Spawned> {
         let pid = child
             .id()
@@ -135,6 +142,8 @@ impl ProcessTree {
         // The child is not reaped yet, so this pid is still this process:
         // its identity recorded now is the leader's.
         let leader = ProcId::of(pid);
+        #[cfg(target_os = "linux")]
+        orphans.set_leader(&leader);
         let job = job.to_string();
         #[cfg(target_os = "linux")]
         let contained = cgroup.is_some();
@@ -146,7 +155,7 @@ impl ProcessTree {
             .flatten();
         let tree = ProcessTree {
             #[cfg(target_os = "linux")]
-            orphans: super::orphans::Scope::enter(&leader),
+            orphans,
             leader,
             #[cfg(target_os = "linux")]
             cgroup,
