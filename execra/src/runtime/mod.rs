@@ -303,7 +303,9 @@ impl Runtime {
     /// Emits [`Event::Paused`]. The job's timeout does not count the time
     /// it spends paused; cancel still works (a paused job is thawed to
     /// receive `SIGTERM`). Not supported on Windows. A job that is not
-    /// running (queued, finished): `Ok`, nothing happens.
+    /// running (queued, finished): `Ok`, nothing happens. A pause or resume
+    /// made by another process (`execra pause ID`) is noticed within a
+    /// second (250 ms when the job has a timeout) and treated the same way.
     pub fn pause(&self, id: JobId) -> Result<(), Error> {
         self.set_paused(id, true)
     }
