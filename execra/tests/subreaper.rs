@@ -133,12 +133,25 @@ async fn cancel_kills_and_reaps(c: Containment) {
     let m = marker();
     let _reaper = Reaper(m.clone());
     let (h, orphan) = start_scrubbed_orphan(&rt, &m, "sleep 300").await;
+    let in_cgroup = std::fs::read_to_string(format!("/proc/{orphan}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("0::") && l.contains("/execra-"));
+    match c {
+        Containment::ProcessGroup => assert!(!in_cgroup, "ProcessGroup used a cgroup"),
+        _ if std::env::var_os("EXECRA_TEST_NO_CGROUP").is_none() => assert!(
+            in_cgroup,
+            "expected the cgroup path (run as root, or set EXECRA_TEST_NO_CGROUP=1)"
+        ),
+        _ => eprintln!("WARNING: EXECRA_TEST_NO_CGROUP set: ran on the process-group path"),
+    }
     h.cancel().expect("cancel");
     assert!(matches!(h.await, Outcome::Cancelled { .. }));
     let dead = within(Duration::from_secs(2), || sleepers(&m).is_empty()).await;
     let gone = within(Duration::from_secs(2), || reaped(orphan)).await;
+    let path = if in_cgroup { "cgroup" } else { "process group" };
     eprintln!(
-        "path: {c:?} + subreaper — scrubbed double fork after cancel: killed {dead}, reaped {gone}"
+        "path: {path} + subreaper — scrubbed orphan after cancel: killed {dead}, reaped {gone}"
     );
     assert!(dead, "the adopted orphan survived the cancel");
     assert!(gone, "the adopted orphan was killed but not reaped");

@@ -178,9 +178,17 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// The job is done with its tree: remove it from the running jobs (so
+    /// the next job can run alone). Also done on drop.
+    pub(crate) fn leave(&self) {
+        running().retain(|s| s.id != self.id);
+    }
+}
+
 impl Drop for Scope {
     fn drop(&mut self) {
-        running().retain(|s| s.id != self.id);
+        self.leave();
     }
 }
 

@@ -296,6 +296,10 @@ impl ProcessTree {
     /// Forget the tree's kernel objects (remove an empty cgroup). `true`
     /// once nothing is left to remove.
     pub(crate) fn release(&self) -> bool {
+        // The job is done: it no longer keeps later jobs from running
+        // alone (`orphans.rs`).
+        #[cfg(target_os = "linux")]
+        self.orphans.leave();
         #[cfg(target_os = "linux")]
         if let Some(cg) = &self.cgroup {
             return !cg.populated() && cg.remove();
