@@ -15,9 +15,10 @@
 //! under one condition:
 //!
 //! - an adopted orphan belongs to a job if that job is the only one of
-//!   this process that ran at any moment of its life (no other job started
-//!   while it ran, and it started while no other ran), and the orphan
-//!   started after the job's main process;
+//!   this process that ran at any moment of its life — from just before
+//!   its main process was spawned until its tree was released at its end
+//!   (no other job started meanwhile, and none was running when it
+//!   started) — and the orphan started after the job's main process;
 //! - it is never a job's main process (tokio waits for those) nor one of
 //!   execra's watchdogs.
 //!
