@@ -133,7 +133,8 @@ impl RuntimeBuilder {
     /// starts its own children while a job runs alone could see them killed
     /// as that job's orphans. With several jobs at once, adopted orphans are
     /// not attributed and, once they exit, stay zombies until the process
-    /// exits. `build` fails if the kernel refuses.
+    /// exits (as do kept leftovers, `Command::keep_leftovers`, adopted by
+    /// it). `build` fails if the kernel refuses.
     pub fn subreaper(mut self, on: bool) -> Self {
         self.config.subreaper = on;
         self
