@@ -116,6 +116,17 @@ fn reap(pids: &[u32]) {
     }
 }
 
+/// Kills the pids it holds when dropped: nothing a failed test started
+/// outlives it.
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let left: Vec<u32> = self.0.iter().copied().filter(|p| alive(*p)).collect();
+        reap(&left);
+    }
+}
+
 /// Parse "pid <level> <pid>" (after an optional prefix).
 fn pid_line(line: &str) -> Option<(u32, u32)> {
     let rest = line.split("pid ").nth(1)?;
@@ -178,6 +189,7 @@ async fn cancel_kills_the_child_and_the_grandchild() {
     let rt = runtime();
     let h = rt.spawn(kit(["tree", "2", "300"])).expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?} not all running");
     h.cancel().expect("cancel");
     assert!(matches!(h.await, Outcome::Cancelled { .. }));
@@ -194,6 +206,7 @@ async fn a_timeout_kills_the_tree() {
         .spawn(kit(["tree", "2", "300"]).timeout(Duration::from_secs(8)))
         .expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     let o = h.await;
     assert!(
         matches!(
@@ -227,6 +240,7 @@ async fn a_tree_that_ignores_termination_is_killed() {
         }
     }
     let pid = pid.expect("job_started before output");
+    let _reaper = Reaper(vec![pid]);
     h.cancel().expect("cancel");
     assert!(matches!(h.await, Outcome::Cancelled { .. }));
     let res = all_gone(&[pid], GONE).await;
@@ -242,6 +256,7 @@ async fn leftovers_are_killed_at_job_end() {
     let rt = runtime();
     let h = rt.spawn(kit(["tree", "2", "300", "0"])).expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     assert!(h.await.is_success());
     let res = all_gone(&pids[..2], GONE).await;
     eprintln!("path: {} — leftovers {:?}: {res:?}", path(), &pids[..2]);
@@ -258,6 +273,7 @@ async fn kept_leftovers_keep_running() {
         .spawn(kit(["tree", "2", "60", "0"]).keep_leftovers(true))
         .expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     let leftovers = pids[..2].to_vec();
     assert!(h.await.is_success());
     drop(rt);
@@ -274,6 +290,7 @@ async fn dropping_the_last_runtime_kills_the_tree() {
     let rt = runtime();
     let h = rt.spawn(kit(["tree", "2", "300"])).expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     drop(h);
     drop(rt);
     let res = all_gone(&pids, GONE).await;
@@ -287,6 +304,7 @@ async fn shutdown_kills_the_tree() {
     let rt = runtime();
     let h = rt.spawn(kit(["tree", "2", "300"])).expect("spawn");
     let pids = tree_pids(&h, 2).await;
+    let _reaper = Reaper(pids.clone());
     rt.shutdown().await.expect("shutdown");
     let res = all_gone(&pids, GONE).await;
     eprintln!("path: {} — after shutdown, {pids:?}: {res:?}", path());
@@ -348,6 +366,7 @@ async fn a_killed_host_takes_the_tree_with_it() {
             panic!("the host did not report its job's tree: {other:?}");
         }
     };
+    let _reaper = Reaper(pids.clone());
     host.kill().expect("kill the host");
     host.wait().expect("reap the host");
     let res = all_gone(&pids, Duration::from_secs(2)).await;
