@@ -34,8 +34,9 @@ use windows_sys::Win32::System::JobObjects::{
 };
 use windows_sys::Win32::System::ProcessStatus::{K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS};
 use windows_sys::Win32::System::Threading::{
-    GetProcessTimes, OpenProcess, OpenThread, ResumeThread, SuspendThread, CREATE_NO_WINDOW,
-    CREATE_SUSPENDED, PROCESS_QUERY_LIMITED_INFORMATION, THREAD_SUSPEND_RESUME,
+    GetProcessIdOfThread, GetProcessTimes, OpenProcess, OpenThread, ResumeThread, SuspendThread,
+    CREATE_NO_WINDOW, CREATE_SUSPENDED, PROCESS_QUERY_LIMITED_INFORMATION,
+    THREAD_QUERY_LIMITED_INFORMATION, THREAD_SUSPEND_RESUME,
 };
 
 /// A Job Object holding the child and everything it starts.
@@ -43,9 +44,9 @@ use windows_sys::Win32::System::Threading::{
 pub(crate) struct ProcessTree {
     job: HANDLE,
     leader: ProcId,
-    /// Threads suspended by [`pause`](Self::pause)`(true)`, resumed (each
-    /// once) by `pause(false)`.
-    suspended: Mutex<Vec<u32>>,
+    /// Threads (owner pid, thread id) suspended by
+    /// [`pause`](Self::pause)`(true)`, resumed (each once) by `pause(false)`.
+    suspended: Mutex<Vec<(u32, u32)>>,
     /// The main process (query rights only), kept open so its times and
     /// memory can be read after it exited; null if it could not be opened.
     leader_handle: HANDLE,
@@ -101,34 +102,36 @@ impl ProcessTree {
     /// Suspend (`frozen`) or resume every thread of every process in the
     /// job. Suspending repeats until a pass over the job's processes finds
     /// no thread left running (a process started between two passes is
-    /// caught by the next one); resuming resumes exactly the threads that
-    /// were suspended.
+    /// caught by the next one); if it fails, what it suspended is resumed.
+    /// Resuming resumes exactly the threads that were suspended (each
+    /// checked to still belong to the same process).
     pub(crate) fn pause(&self, frozen: bool) -> io::Result<()> {
         let mut held = self
             .suspended
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if !frozen {
-            for tid in held.drain(..) {
-                // SAFETY: plain Win32 calls; the handle is checked and closed.
-                unsafe {
-                    let thread = OpenThread(THREAD_SUSPEND_RESUME, 0, tid);
-                    if !thread.is_null() {
-                        ResumeThread(thread);
-                        CloseHandle(thread);
-                    }
-                }
-            }
+            resume_held(&mut held);
             return Ok(());
         }
         if !held.is_empty() {
             return Ok(());
         }
+        let res = self.suspend_all(&mut held);
+        if res.is_err() {
+            resume_held(&mut held);
+        }
+        res
+    }
+
+    /// Suspend every thread of the job's processes not in `held` yet,
+    /// pass after pass, until a pass finds none.
+    fn suspend_all(&self, held: &mut Vec<(u32, u32)>) -> io::Result<()> {
         for _ in 0..64 {
             let pids = self.pids()?;
             let mut new = 0;
             for_each_thread(|owner, tid| {
-                if !pids.contains(&owner) || held.contains(&tid) {
+                if !pids.contains(&owner) || held.contains(&(owner, tid)) {
                     return;
                 }
                 // SAFETY: plain Win32 calls; the handle is checked and closed.
@@ -138,7 +141,7 @@ impl ProcessTree {
                         return; // exited meanwhile
                     }
                     if SuspendThread(thread) != u32::MAX {
-                        held.push(tid);
+                        held.push((owner, tid));
                         new += 1;
                     }
                     CloseHandle(thread);
@@ -369,6 +372,28 @@ impl Drop for ProcessTree {
                 CloseHandle(self.leader_handle);
             }
             CloseHandle(self.job);
+        }
+    }
+}
+
+/// Resume (once each) the threads in `held`, and forget them. A thread id
+/// now used by another process is left alone.
+fn resume_held(held: &mut Vec<(u32, u32)>) {
+    for (owner, tid) in held.drain(..) {
+        // SAFETY: plain Win32 calls; the handle is checked and closed.
+        unsafe {
+            let thread = OpenThread(
+                THREAD_SUSPEND_RESUME | THREAD_QUERY_LIMITED_INFORMATION,
+                0,
+                tid,
+            );
+            if thread.is_null() {
+                continue;
+            }
+            if GetProcessIdOfThread(thread) == owner {
+                ResumeThread(thread);
+            }
+            CloseHandle(thread);
         }
     }
 }
