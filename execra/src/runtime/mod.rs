@@ -299,10 +299,11 @@ impl Runtime {
     }
 
     /// Freeze a running job's whole process tree (`cgroup.freeze` with a
-    /// cgroup, else `SIGSTOP` to its process group and live descendants).
-    /// Emits [`Event::Paused`]. The job's timeout does not count the time
-    /// it spends paused; cancel still works (a paused job is thawed to
-    /// receive `SIGTERM`). Not supported on Windows. A job that is not
+    /// cgroup, else `SIGSTOP` to its process group and live descendants;
+    /// on Windows every thread of every process in its job object is
+    /// suspended). Emits [`Event::Paused`]. The job's timeout does not count
+    /// the time it spends paused; cancel still works (a paused job is thawed
+    /// to receive `SIGTERM`). A job that is not
     /// running (queued, finished): `Ok`, nothing happens.
     pub fn pause(&self, id: JobId) -> Result<(), Error> {
         self.set_paused(id, true)
