@@ -7,7 +7,8 @@
 //!
 //! The helper is found next to this test binary's directory
 //! (`target/<…>/examples/testkit[.exe]`); `cargo test` builds examples, a
-//! narrower run needs `cargo build -p execra --example testkit` first.
+//! narrower run needs `cargo build -p execra --example testkit` first (and
+//! again after changing the library: `testkit host` runs it).
 //! Liveness is checked by `testkit alive PID` (Windows: `OpenProcess` +
 //! `GetExitCodeProcess`; Linux: `/proc/PID/stat`, zombies count as dead),
 //! polled with a deadline. Each test prints the path it ran on.
