@@ -13,7 +13,9 @@
 //!   the leader found in `/proc` and to every process whose environment
 //!   carries the job's [`JOB_ID_VAR`] marker ([`identity::marked`]), which
 //!   every job's child gets.
-//! - Windows (`windows.rs`): a Job Object with kill-on-job-close.
+//! - Windows (`windows.rs`): a Job Object with kill-on-job-close; pause
+//!   suspends every thread in it, usage is its accounting. Run under wine
+//!   in CI (`.ci/wine`, `tests/tree.rs`).
 //!
 //! Around those, on Unix:
 //!
@@ -78,7 +80,9 @@ pub enum Containment {
 /// enabled, else the main process's. Without one, both come from the main
 /// process's `rusage` (itself and the children it waited for); on macOS
 /// from `proc_pid_rusage` of the main process once it exited (peak memory:
-/// its lifetime maximum physical footprint).
+/// its lifetime maximum physical footprint). On Windows, the job object's
+/// accounting covers the whole tree; where it reports nothing (wine), the
+/// main process's own times and peak memory are used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
@@ -92,7 +96,8 @@ pub struct ResourceUsage {
     /// Peak memory in bytes, where the platform reports it.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub peak_memory_bytes: Option<u64>,
-    /// `true` when the CPU figures cover the whole tree (a cgroup); `false`
+    /// `true` when the CPU figures cover the whole tree (a cgroup, a Windows
+    /// job object); `false`
     /// when they cover the main process and the children it waited for.
     pub whole_tree: bool,
 }

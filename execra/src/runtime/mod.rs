@@ -299,13 +299,14 @@ impl Runtime {
     }
 
     /// Freeze a running job's whole process tree (`cgroup.freeze` with a
-    /// cgroup, else `SIGSTOP` to its process group and live descendants).
-    /// Emits [`Event::Paused`]. The job's timeout does not count the time
-    /// it spends paused; cancel still works (a paused job is thawed to
-    /// receive `SIGTERM`). Not supported on Windows. A job that is not
-    /// running (queued, finished): `Ok`, nothing happens. A pause or resume
-    /// made by another process (`execra pause ID`) is noticed within a
-    /// second (250 ms when the job has a timeout) and treated the same way.
+    /// cgroup, else `SIGSTOP` to its process group and live descendants;
+    /// on Windows every thread of every process in its job object is
+    /// suspended). Emits [`Event::Paused`]. The job's timeout does not count
+    /// the time it spends paused; cancel still works (a paused job is thawed
+    /// to receive `SIGTERM`). A job that is not running (queued, finished):
+    /// `Ok`, nothing happens. A pause or resume made by another process
+    /// (`execra pause ID`, Unix) is noticed within a second (250 ms when the
+    /// job has a timeout) and treated the same way.
     pub fn pause(&self, id: JobId) -> Result<(), Error> {
         self.set_paused(id, true)
     }
