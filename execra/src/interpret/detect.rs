@@ -486,6 +486,76 @@ mod tests {
         assert_eq!(ProgressDetector::new().percent(false).detect("50%"), None);
     }
 
+    /// The pre-scan never changes a verdict: the detector agrees with the
+    /// regexes run on every line (ANSI stripped first).
+    mod pre_scan {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn by_regex(text: &str) -> Option<Progress> {
+            let text = strip_ansi(text);
+            let all = |re: &Regex| re.is_match(&text);
+            if all(bytes_re()) {
+                if let Some(p) = bytes_re().captures_iter(&text).find_map(|c| {
+                    let total_unit = unit_bytes(c.get(4)?.as_str())?;
+                    let done_unit = match c.get(2) {
+                        Some(u) => unit_bytes(u.as_str())?,
+                        None => total_unit,
+                    };
+                    let done = number(c.get(1)?.as_str())? * done_unit;
+                    let total = number(c.get(3)?.as_str())? * total_unit;
+                    (total > 0.0)
+                        .then(|| Progress::bytes(done.round() as u64, Some(total.round() as u64)))
+                }) {
+                    return Some(p);
+                }
+            }
+            if let Some(v) = percent_re()
+                .captures_iter(&text)
+                .filter_map(|c| number(c.get(1)?.as_str()))
+                .find(|v| (0.0..=100.0).contains(v))
+            {
+                return Some(Progress::fraction((v / 100.0) as f32));
+            }
+            count_re().captures_iter(&text).find_map(|c| {
+                let done: u64 = c.get(1)?.as_str().parse().ok()?;
+                let total: u64 = c.get(2)?.as_str().parse().ok()?;
+                (total > 0 && done <= total).then(|| Progress::count(done, total))
+            })
+        }
+
+        /// Lines made of the pieces progress reports are made of (and of
+        /// what looks like them), so matches are common.
+        fn line() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                "[0-9]{1,4}",
+                "[0-9]{1,3}\\.[0-9]",
+                Just("%".to_string()),
+                Just("/".to_string()),
+                Just(" / ".to_string()),
+                Just(" of ".to_string()),
+                Just(" OF ".to_string()),
+                Just(" oF ".to_string()),
+                Just("o".to_string()),
+                Just("f".to_string()),
+                Just("\x1b[1m".to_string()),
+                Just("\x1b[0m".to_string()),
+                "(k|M|G|Ki|Mi)?[bB]",
+                "[ a-z:\\[\\]]{1,3}",
+                // Whole reports: `12 MiB of 40 MiB`, `3/4`, `OF`, escapes.
+                "[0-9]{1,3} ?(kB|MiB|B)? ?(/| of | OF | Of |o\x1b\\[0mf)[0-9]{1,3} ?(kB|MiB|GB|B)?",
+            ];
+            prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_the_regexes(text in line()) {
+                prop_assert_eq!(ProgressDetector::new().detect(&text), by_regex(&text));
+            }
+        }
+    }
+
     #[test]
     fn ansi_and_change_only() {
         let mut det = ProgressDetector::new();
