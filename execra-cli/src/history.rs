@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use execra::output::LogTail;
+use execra::output::{LogTail, OutputLine};
 use execra::store::{JobsFilter, Store};
 use execra::{Event, Job, JobId, JobState, Stream};
 
@@ -261,12 +261,31 @@ pub fn show(a: ShowArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_line(stream: Stream, text: &str) {
-    match stream {
-        Stream::Stdout => {
-            let _ = writeln!(std::io::stdout().lock(), "{text}");
+/// Print logged lines, stdout's through one buffer (not a `write` per
+/// line); a stderr line flushes what is buffered first, so the two keep
+/// their order on a terminal.
+fn print_lines(lines: impl IntoIterator<Item = OutputLine>) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(128 * 1024, std::io::stdout().lock());
+    for line in lines {
+        match line.stream {
+            Stream::Stdout => {
+                out.write_all(line.text.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Stream::Stderr => {
+                out.flush()?;
+                eprintln!("{}", line.text);
+            }
         }
-        Stream::Stderr => eprintln!("{text}"),
+    }
+    out.flush()
+}
+
+/// [`print_lines`]; a closed stdout (`execra logs … | head`) ends quietly.
+fn show_lines(lines: impl IntoIterator<Item = OutputLine>) -> Result<(), CliError> {
+    match print_lines(lines) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -277,10 +296,7 @@ pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
         return follow(&store, job.id, paths).await;
     }
     let rt = open_runtime(paths)?;
-    for line in rt.output(job.id)? {
-        print_line(line.stream, &line.text);
-    }
-    Ok(())
+    show_lines(rt.output(job.id)?)
 }
 
 /// Tail a running job's raw log (gzipped while written, readable up to its
@@ -304,18 +320,13 @@ async fn follow(store: &Store, id: JobId, paths: &Paths) -> Result<(), CliError>
         // A read error (the log not written yet, or cut short) is retried
         // on the next tick; the final read below reports real errors.
         if let Ok(lines) = tail.poll() {
-            for line in lines {
-                print_line(line.stream, &line.text);
-                shown += 1;
-            }
+            shown += lines.len();
+            show_lines(lines)?;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rt = open_runtime(paths)?;
-    for line in rt.output(id)?.into_iter().skip(shown) {
-        print_line(line.stream, &line.text);
-    }
-    Ok(())
+    show_lines(rt.output(id)?.into_iter().skip(shown))
 }
 
 pub fn prune(paths: &Paths) -> Result<(), CliError> {

@@ -116,9 +116,10 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     if forward {
         forward_stdin(rt.clone(), id);
     }
-    // The consumer runs on a worker thread (not the `block_on` thread): the
-    // job's driver wakes it without a cross-thread unpark per batch.
-    let consumer = tokio::spawn(consume(rt.clone(), id, events, Ui::new(a.json)));
+    // The consumer runs on a thread of its own (with a one-thread async
+    // runtime for its timers and signals), so writing our output runs in
+    // parallel with the job's driver reading and decoding its pipes.
+    let consumer = spawn_consumer(rt.clone(), id, events, Ui::new(a.json));
     let mut ui = match consumer.await {
         Ok(r) => r?,
         Err(e) => {
@@ -151,6 +152,32 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     Ok(exit_code(&outcome, exit.and_then(|e| e.code)))
 }
 
+/// Run [`consume`] on its own thread; the result (or the panic) comes back
+/// through the returned channel.
+fn spawn_consumer(
+    rt: Runtime,
+    id: execra::JobId,
+    events: execra::EventStream,
+    ui: Ui,
+) -> tokio::sync::oneshot::Receiver<Result<Ui, CliError>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let run = move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("could not start the output thread: {e}")))
+            .and_then(|local| local.block_on(consume(rt, id, events, ui)));
+        let _ = tx.send(result);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("execra-output".into())
+        .spawn(run)
+    {
+        eprintln!("execra: could not start the output thread: {e}");
+    }
+    rx
+}
+
 /// Stream the job's events to the terminal until its stream ends; cancel it
 /// on Ctrl-C / SIGTERM / SIGHUP or when our output cannot be written.
 async fn consume(
@@ -162,16 +189,28 @@ async fn consume(
     let mut cancelled = false;
     let mut stop = stop_signals();
     let mut batch = Vec::with_capacity(BATCH);
+    // One timer for the whole run, re-armed when output starts waiting in
+    // the buffers (not a new timer per batch).
+    let flush_timer = tokio::time::sleep(FLUSH_DELAY);
+    tokio::pin!(flush_timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
-        let flush_at = ui.flush_at;
+        if ui.flush_at != armed {
+            armed = ui.flush_at;
+            if let Some(at) = armed {
+                flush_timer.as_mut().reset(at);
+            }
+        }
         tokio::select! {
             n = events.next_batch(&mut batch, BATCH) => {
                 if n == 0 {
                     break;
                 }
-                for ev in batch.drain(..) {
-                    ui.event(&ev);
+                // Borrowed, then dropped in place: no event is moved again.
+                for ev in &batch {
+                    ui.event(ev);
                 }
+                batch.clear();
                 if ui.broken.is_some() && !cancelled {
                     // Nobody reads our output any more (`| head`, disk
                     // full): stop the job the runtime's way.
@@ -179,7 +218,7 @@ async fn consume(
                     rt.cancel(id)?;
                 }
             }
-            _ = sleep_until_opt(flush_at), if flush_at.is_some() => ui.flush(),
+            _ = &mut flush_timer, if armed.is_some() => ui.flush(),
             _ = stop.recv(), if !cancelled => {
                 cancelled = true;
                 ui.note("cancelling: stopping the job's whole process tree…");
@@ -193,15 +232,12 @@ async fn consume(
 /// Events taken per wake-up.
 const BATCH: usize = 4096;
 
+/// Our stdout's buffer: written out when full, and when the job's output
+/// pauses (see [`FLUSH_DELAY`]).
+const OUT_BUFFER: usize = 128 * 1024;
+
 /// How long written output may sit in the buffer before it is shown.
 const FLUSH_DELAY: Duration = Duration::from_millis(15);
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// Read our stdin (the terminal, or anything for a PTY job) on a plain
 /// thread (a blocking read must not hold up the async runtime or its
@@ -334,7 +370,7 @@ impl Ui {
             show_bar: !json && std::io::stderr().is_terminal(),
             phase: None,
             redraw: None,
-            out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            out: BufWriter::with_capacity(OUT_BUFFER, std::io::stdout()),
             err: BufWriter::with_capacity(16 * 1024, std::io::stderr()),
             interleave,
             last: Stream::Stdout,
@@ -437,11 +473,12 @@ impl Ui {
     fn event(&mut self, ev: &Event) {
         if self.json {
             if self.broken.is_none() {
-                if let Ok(s) = serde_json::to_string(ev) {
-                    let r = writeln!(self.out, "{s}");
-                    self.check(r);
-                    self.dirty();
-                }
+                // Straight into the buffer (no string per event).
+                let r = serde_json::to_writer(&mut self.out, ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| self.out.write_all(b"\n"));
+                self.check(r);
+                self.dirty();
             }
             return;
         }

@@ -58,6 +58,20 @@ fn output_is_byte_identical_to_the_tool_alone() {
     assert!(ours.stdout == theirs.stdout, "output differs from seq's");
     let stderr = String::from_utf8_lossy(&ours.stderr);
     assert!(!stderr.contains("skipped"), "{stderr}");
+    // The raw log (gzipped on its writer thread) holds every line too,
+    // complete once `execra run` has returned.
+    let id = last_job(&db).id.to_string();
+    let logged = execra()
+        .arg("--db")
+        .arg(&db)
+        .args(["logs", &id])
+        .output()
+        .unwrap();
+    assert!(logged.status.success(), "{logged:?}");
+    assert!(
+        logged.stdout == theirs.stdout,
+        "the raw log differs from seq's output"
+    );
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! - **CLI**: `seq 1 5000000 > file` and `execra run -- seq 1 5000000 >
 //!   file` (stderr to `/dev/null`, a fresh history per rep), interleaved rep
 //!   by rep in alternating order; files compared byte for byte. The ratio is
-//!   the median of the per-rep ratios.
+//!   the median of the per-rep ratios. Also the CPU time (user + system)
+//!   each side used, from `getrusage(RUSAGE_CHILDREN)`. `--cli-only` skips
+//!   the memory scenarios.
 //! - **Memory** (each in a fresh child process; peak RSS growth = `VmHWM`
 //!   after − `VmRSS` before, with `VmHWM` reset first): a job emitting
 //!   1,000,000 progress events; 1,000 finished jobs of 1 MiB output each
@@ -60,15 +62,17 @@ fn main() {
     let mut reps = 5usize;
     let mut lines = 5_000_000u64;
     let mut execra = PathBuf::from("target/release/execra");
+    let mut memory = true;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--reps" => reps = it.next().and_then(|v| v.parse().ok()).unwrap_or(reps),
             "--lines" => lines = it.next().and_then(|v| v.parse().ok()).unwrap_or(lines),
             "--execra" => execra = it.next().map(PathBuf::from).unwrap_or(execra),
+            "--cli-only" => memory = false,
             other => {
                 eprintln!(
-                    "usage: streams-bench [--reps N] [--lines N] [--execra PATH] (got {other:?})"
+                    "usage: streams-bench [--reps N] [--lines N] [--execra PATH] [--cli-only] (got {other:?})"
                 );
                 std::process::exit(2);
             }
@@ -77,6 +81,10 @@ fn main() {
     let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at start: {}", load().trim());
     cli(&execra, reps, lines);
+    if !memory {
+        println!("load average at end: {}", load().trim());
+        return;
+    }
     println!();
     println!("| Memory scenario | peak RSS growth | notes |");
     println!("|---|---|---|");
@@ -106,10 +114,12 @@ fn cli(execra: &PathBuf, reps: usize, lines: u64) {
     let ours_file = dir.join("execra.txt");
     let n = lines.to_string();
     let (mut raw_t, mut ours_t, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_cpu, mut ours_cpu) = (Vec::new(), Vec::new());
     let mut identical = true;
     for rep in 0..reps {
         let run_raw = || {
             let f = std::fs::File::create(&raw_file).expect("create");
+            let cpu = children_cpu();
             let t = Instant::now();
             let st = Proc::new("seq")
                 .args(["1", &n])
@@ -117,11 +127,12 @@ fn cli(execra: &PathBuf, reps: usize, lines: u64) {
                 .status()
                 .expect("seq");
             assert!(st.success());
-            t.elapsed().as_secs_f64()
+            (t.elapsed().as_secs_f64(), children_cpu() - cpu)
         };
         let run_ours = || {
             let f = std::fs::File::create(&ours_file).expect("create");
             let db = dir.join(format!("h{rep}.sqlite"));
+            let cpu = children_cpu();
             let t = Instant::now();
             let st = Proc::new(execra)
                 .arg("--db")
@@ -133,9 +144,9 @@ fn cli(execra: &PathBuf, reps: usize, lines: u64) {
                 .status()
                 .expect("execra run (build it: cargo build --release -p execra-cli)");
             assert!(st.success(), "execra run failed: {st}");
-            t.elapsed().as_secs_f64()
+            (t.elapsed().as_secs_f64(), children_cpu() - cpu)
         };
-        let (r, o) = if rep % 2 == 0 {
+        let ((r, rc), (o, oc)) = if rep % 2 == 0 {
             let r = run_raw();
             (r, run_ours())
         } else {
@@ -145,6 +156,8 @@ fn cli(execra: &PathBuf, reps: usize, lines: u64) {
         identical &= std::fs::read(&raw_file).ok() == std::fs::read(&ours_file).ok();
         raw_t.push(r);
         ours_t.push(o);
+        raw_cpu.push(rc);
+        ours_cpu.push(oc);
         ratios.push(o / r);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -162,6 +175,23 @@ fn cli(execra: &PathBuf, reps: usize, lines: u64) {
     );
     println!("per-rep seconds raw: {raw_t:.3?}");
     println!("per-rep seconds ours: {ours_t:.3?}");
+    println!(
+        "CPU seconds (user + system, median): raw {:.3}, ours {:.3} (execra's threads and seq)",
+        median(&mut raw_cpu),
+        median(&mut ours_cpu)
+    );
+}
+
+/// User + system CPU seconds of all waited-for children so far (the CLI's
+/// threads and the job it ran included).
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 fn child(args: &[String]) {

@@ -59,6 +59,47 @@ fn unit_bytes(unit: &str) -> Option<f64> {
     Some(base.powi(exp))
 }
 
+/// A `%` in the text.
+const PERCENT: u8 = 1;
+/// A `/` in the text.
+const SLASH: u8 = 2;
+/// The word part `of` (any case) in the text.
+const OF: u8 = 4;
+/// An escape byte: what the text says is only known after stripping ANSI.
+const ESC: u8 = 8;
+
+/// What each byte can start: 0 for all but `%`, `/`, `o`/`O` and ESC.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'%' as usize] = PERCENT;
+    t[b'/' as usize] = SLASH;
+    t[b'o' as usize] = OF;
+    t[b'O' as usize] = OF;
+    t[0x1b] = ESC;
+    t
+};
+
+/// The markers a progress report needs (`%`, `/`, `of`) found in `b`, in
+/// one pass with no allocation: a line without any is rejected in a few
+/// nanoseconds, before any ANSI stripping or regex. Stops at the first
+/// escape byte (reported as [`ESC`]).
+fn markers(b: &[u8]) -> u8 {
+    let mut found = 0u8;
+    for (i, &c) in b.iter().enumerate() {
+        match CLASS[c as usize] {
+            0 => {}
+            OF => {
+                if matches!(b.get(i + 1), Some(b'f' | b'F')) {
+                    found |= OF;
+                }
+            }
+            ESC => return found | ESC,
+            m => found |= m,
+        }
+    }
+    found
+}
+
 fn number(s: &str) -> Option<f64> {
     let v: f64 = s.parse().ok()?;
     v.is_finite().then_some(v)
@@ -119,7 +160,7 @@ pub fn detect_count(text: &str) -> Option<(u64, u64)> {
 /// ```
 pub fn detect_bytes(text: &str) -> Option<(u64, u64)> {
     // Needs `/` or `of` between the numbers.
-    if !text.contains('/') && !text.bytes().any(|b| b == b'o' || b == b'O') {
+    if markers(text.as_bytes()) & (SLASH | OF) == 0 {
         return None;
     }
     bytes_re().captures_iter(text).find_map(|c| {
@@ -244,6 +285,17 @@ impl ProgressDetector {
     /// assert_eq!(d.detect("done"), None);
     /// ```
     pub fn detect(&self, text: &str) -> Option<Progress> {
+        // The common case, a line that cannot hold progress: rejected by one
+        // byte scan (no ANSI stripping, no regex).
+        let m = markers(text.as_bytes());
+        // (After an escape byte the scan stops: go the full way.)
+        let wanted = ESC
+            | if self.percent { PERCENT } else { 0 }
+            | if self.count { SLASH } else { 0 }
+            | if self.bytes { SLASH | OF } else { 0 };
+        if m & wanted == 0 {
+            return None;
+        }
         let text = if self.strip_ansi {
             strip_ansi(text)
         } else {
@@ -404,6 +456,104 @@ mod tests {
             d("frame=  100 fps= 25 q=28.0 size=     512kB time=00:00:04.00 bitrate=1048.6kbits/s speed=1.0x"),
             None
         );
+    }
+
+    #[test]
+    fn the_pre_scan_rejects_only_lines_without_markers() {
+        assert_eq!(markers(b"4999999"), 0);
+        assert_eq!(markers(b"compiling foo v1.0"), 0);
+        assert_eq!(markers(b"12%"), PERCENT);
+        assert_eq!(markers(b"a/b"), SLASH);
+        assert_eq!(markers(b"3 OF 4"), OF);
+        assert_eq!(markers(b"3 oF 4"), OF);
+        assert_eq!(markers(b"o"), 0, "a trailing `o` is not `of`");
+        assert_eq!(markers(b"1% \x1b[0m 2/3"), PERCENT | ESC);
+        let d = ProgressDetector::new();
+        assert_eq!(d.detect("4999999"), None);
+        assert_eq!(
+            d.detect("12 MB OF 40 MB"),
+            Some(Progress::bytes(12_000_000, Some(40_000_000)))
+        );
+        // Escapes split a marker: found after stripping.
+        assert_eq!(
+            d.detect("3 o\x1b[0mf 4 kB"),
+            Some(Progress::bytes(3000, Some(4000)))
+        );
+        assert_eq!(d.detect("42\x1b[1m%"), Some(Progress::fraction(0.42)));
+        // Without stripping, markers after an escape still count.
+        let raw = ProgressDetector::new().strip_ansi(false);
+        assert_eq!(raw.detect("\x1b[1m 50%"), Some(Progress::fraction(0.5)));
+        assert_eq!(ProgressDetector::new().percent(false).detect("50%"), None);
+    }
+
+    /// The pre-scan never changes a verdict: the detector agrees with the
+    /// regexes run on every line (ANSI stripped first).
+    mod pre_scan {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn by_regex(text: &str) -> Option<Progress> {
+            let text = strip_ansi(text);
+            let all = |re: &Regex| re.is_match(&text);
+            if all(bytes_re()) {
+                if let Some(p) = bytes_re().captures_iter(&text).find_map(|c| {
+                    let total_unit = unit_bytes(c.get(4)?.as_str())?;
+                    let done_unit = match c.get(2) {
+                        Some(u) => unit_bytes(u.as_str())?,
+                        None => total_unit,
+                    };
+                    let done = number(c.get(1)?.as_str())? * done_unit;
+                    let total = number(c.get(3)?.as_str())? * total_unit;
+                    (total > 0.0)
+                        .then(|| Progress::bytes(done.round() as u64, Some(total.round() as u64)))
+                }) {
+                    return Some(p);
+                }
+            }
+            if let Some(v) = percent_re()
+                .captures_iter(&text)
+                .filter_map(|c| number(c.get(1)?.as_str()))
+                .find(|v| (0.0..=100.0).contains(v))
+            {
+                return Some(Progress::fraction((v / 100.0) as f32));
+            }
+            count_re().captures_iter(&text).find_map(|c| {
+                let done: u64 = c.get(1)?.as_str().parse().ok()?;
+                let total: u64 = c.get(2)?.as_str().parse().ok()?;
+                (total > 0 && done <= total).then(|| Progress::count(done, total))
+            })
+        }
+
+        /// Lines made of the pieces progress reports are made of (and of
+        /// what looks like them), so matches are common.
+        fn line() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                "[0-9]{1,4}",
+                "[0-9]{1,3}\\.[0-9]",
+                Just("%".to_string()),
+                Just("/".to_string()),
+                Just(" / ".to_string()),
+                Just(" of ".to_string()),
+                Just(" OF ".to_string()),
+                Just(" oF ".to_string()),
+                Just("o".to_string()),
+                Just("f".to_string()),
+                Just("\x1b[1m".to_string()),
+                Just("\x1b[0m".to_string()),
+                "(k|M|G|Ki|Mi)?[bB]",
+                "[ a-z:\\[\\]]{1,3}",
+                // Whole reports: `12 MiB of 40 MiB`, `3/4`, `OF`, escapes.
+                "[0-9]{1,3} ?(kB|MiB|B)? ?(/| of | OF | Of |o\x1b\\[0mf)[0-9]{1,3} ?(kB|MiB|GB|B)?",
+            ];
+            prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn agrees_with_the_regexes(text in line()) {
+                prop_assert_eq!(ProgressDetector::new().detect(&text), by_regex(&text));
+            }
+        }
     }
 
     #[test]

@@ -4,16 +4,27 @@
 //! `[stdout] ` or `[stderr] `:
 //!
 //! - [`RawOutputPolicy::Persist`](crate::RawOutputPolicy): to
-//!   `<log_dir>/<job_id>.log`, through a buffer flushed after each pipe
-//!   read;
+//!   `<log_dir>/<job_id>.log`;
 //! - `PersistGzipOnFinalize`: compressed while it is written, straight to
-//!   `<log_dir>/<job_id>.log.gz` (no plain file ever exists). After each pipe
-//!   read the gzip stream is sync-flushed, so everything logged so far can be
-//!   decoded while the job runs ([`LogTail`], `execra logs --follow`,
-//!   [`Runtime::output`](crate::Runtime::output)); when the job ends only the
-//!   stream's trailer remains to be written. So finishing costs the same
-//!   whatever the log's size, and the log is complete before the job's
-//!   `finalized` event is published and its handle resolves.
+//!   `<log_dir>/<job_id>.log.gz` (no plain file ever exists); the gzip
+//!   stream is sync-flushed whenever the job's output pauses, so everything
+//!   logged so far can be decoded while the job runs ([`LogTail`], `execra
+//!   logs --follow`, [`Runtime::output`](crate::Runtime::output)); when the
+//!   job ends only what the writer has not caught up with and the stream's
+//!   trailer remain to be written. So finishing costs the same whatever the
+//!   log's size, and the log is complete before the job's `finalized` event
+//!   is published and its handle resolves.
+//!
+//! Off the hot path: the job's driver only copies each line into a chunk;
+//! each log has a writer thread (`execra-raw-log`) that writes the chunks
+//! (one per pipe read) and compresses them, so a chatty job's reading of
+//! its pipes does not wait for the disk or for gzip. The writer is at most
+//! 8 MiB behind (then the driver waits for it), and a reader in the same
+//! process ([`Runtime::output`](crate::Runtime::output), [`LogTail`]) first
+//! waits for it to catch up: it sees every line whose event was published.
+//! A reader in another process sees them within about 10 ms of the job's
+//! output pausing (or every MiB while it streams). If no thread can be
+//! started, the driver writes the log itself, as before.
 //!
 //! Files are created owner-only (`0600`, and `0700` for the directory, on
 //! Unix): they hold the jobs' output.
@@ -21,18 +32,19 @@
 //! Failures: a log that cannot be created is reported by the driver as a
 //! `warning_detected` event (code `execra.raw_log`) and the job runs
 //! without a log. A write that fails mid-job (disk full) ends that log (the
-//! driver warns once); what was written stays readable. The driver also
-//! emits both as `tracing` events in the job's span; a log that cannot be
-//! completed when the job ends (its last write or the gzip trailer fails)
-//! is a `tracing` warning from here (target `execra::raw_log`, with the job
-//! id and the error, never the output).
+//! driver warns once, at its next hand-over to the writer); what was
+//! written stays readable. The driver also emits both as `tracing` events
+//! in the job's span; a log that cannot be completed when the job ends (its
+//! last write or the gzip trailer fails) is a `tracing` warning from here
+//! (target `execra::raw_log`, with the job id and the error, never the
+//! output).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::event::Stream;
 use crate::job::JobId;
@@ -42,9 +54,6 @@ use super::OutputLine;
 
 const STDOUT_PREFIX: &str = "[stdout] ";
 const STDERR_PREFIX: &str = "[stderr] ";
-
-/// The write buffer of a plain log.
-const BUFFER: usize = 64 * 1024;
 
 /// Jobs whose logs are open for writing (retention never deletes those).
 type OpenSet = Arc<Mutex<HashSet<JobId>>>;
@@ -112,19 +121,10 @@ impl FileRawLogs {
             .append(true)
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let out = if self.gzip {
-            gzip_sink(file)
-        } else {
-            Sink::Plain(BufWriter::with_capacity(BUFFER, file))
-        };
         if let Ok(mut open) = self.open.lock() {
             open.insert(id);
         }
-        Ok(RawLog {
-            id,
-            out: Some(out),
-            open: Arc::clone(&self.open),
-        })
+        Ok(RawLog::new(id, file, self.gzip, Arc::clone(&self.open)))
     }
 
     /// Read a job's log back, gzipped or plain (`Ok(None)` if there is
@@ -200,90 +200,398 @@ fn gz_path(dir: &Path, id: JobId) -> PathBuf {
     dir.join(format!("{id}.log.gz"))
 }
 
-/// Where a log's bytes go. Lines are buffered *before* compression: the
-/// compressor is called once per buffer (or per pipe read), not per line,
-/// which is what keeps it cheap (per line, a 100 MiB job took ten times
-/// longer in the BENCHMARKS.md probe).
+/// Where a log's bytes go, on the log's writer thread (or, if no thread
+/// could be started, on the job's driver). Lines reach it in chunks (one
+/// pipe read's worth, or [`CHUNK`] bytes), not one by one: the compressor
+/// is called once per chunk, which is what keeps it cheap (per line, a 100
+/// MiB job took ten times longer in the BENCHMARKS.md probe).
 enum Sink {
-    Plain(BufWriter<File>),
+    Plain(File),
     #[cfg(feature = "gzip")]
-    Gzip(BufWriter<flate2::write::GzEncoder<File>>),
+    Gzip(flate2::write::GzEncoder<File>),
 }
 
 #[cfg(feature = "gzip")]
 fn gzip_sink(file: File) -> Sink {
-    // Level 1: the compression runs as the output is read, on the job's
-    // driver; speed matters more than the last percent of size.
-    let enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    Sink::Gzip(BufWriter::with_capacity(BUFFER, enc))
+    // Level 1: speed matters more than the last percent of size.
+    Sink::Gzip(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ))
 }
 
 #[cfg(not(feature = "gzip"))]
 fn gzip_sink(file: File) -> Sink {
-    Sink::Plain(BufWriter::with_capacity(BUFFER, file))
+    Sink::Plain(file)
 }
 
 impl Sink {
-    fn writer(&mut self) -> &mut dyn Write {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
-            Sink::Plain(w) => w,
+            Sink::Plain(f) => f.write_all(bytes),
             #[cfg(feature = "gzip")]
-            Sink::Gzip(w) => w,
+            Sink::Gzip(w) => w.write_all(bytes),
         }
     }
 
-    /// Make the log final: flush (and for gzip write the trailer).
+    /// Make everything written so far readable (for gzip: a sync flush, so
+    /// the stream decodes up to here).
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(f) => f.flush(),
+            #[cfg(feature = "gzip")]
+            Sink::Gzip(w) => w.flush(),
+        }
+    }
+
+    /// Make the log final (for gzip, write the trailer).
     fn close(self) -> io::Result<()> {
         match self {
-            Sink::Plain(mut w) => w.flush(),
+            Sink::Plain(mut f) => f.flush(),
             #[cfg(feature = "gzip")]
-            Sink::Gzip(w) => w
-                .into_inner()
-                .map_err(std::io::IntoInnerError::into_error)?
-                .finish()?
-                .flush(),
+            Sink::Gzip(w) => w.finish()?.flush(),
         }
     }
 }
 
-/// One job's raw log being written. Dropping it closes it as
-/// [`finish`](Self::finish) does.
+/// A chunk is handed to the writer once it holds this many bytes, even
+/// within one pipe read.
+const CHUNK: usize = 256 * 1024;
+/// Bytes handed to the writer and not yet written, above which the driver
+/// waits for it: memory stays bounded when the disk or the compressor is
+/// slower than the job, and a job's log is never more than this behind.
+const MAX_QUEUED: usize = 8 * 1024 * 1024;
+/// Bytes written without a flush, after which the writer makes them
+/// readable even though more are queued (for `execra logs --follow`).
+const FLUSH_EVERY: usize = 1024 * 1024;
+/// How long written bytes may wait for more before the writer flushes them
+/// (a sync flush per chunk would cost compression for nothing while the
+/// job streams).
+const IDLE_FLUSH: Duration = Duration::from_millis(10);
+/// How long a reader waits for the writer to catch up before reading what
+/// is on disk anyway.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// What the job's driver and the log's writer thread share.
+struct Shared {
+    state: Mutex<State>,
+    /// The writer waits on it for chunks, closing, or a reader.
+    work: Condvar,
+    /// The driver (room in the queue) and readers (catching up) wait on it.
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// Chunks handed to the writer so far.
+    handed: u64,
+    /// Chunks written and flushed: readable by anyone.
+    visible: u64,
+    /// A reader waits until `visible` reaches this.
+    wanted: u64,
+    /// No more chunks: write the rest, close the log, end.
+    closing: bool,
+    /// The writer ended (closed, or failed).
+    ended: bool,
+    /// Writing failed: the rest is not logged.
+    error: Option<(io::ErrorKind, String)>,
+    /// Emptied chunks, reused by the driver.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait (up to [`CATCH_UP`]) until everything handed to the writer so
+    /// far is readable.
+    fn catch_up(&self) {
+        let deadline = Instant::now() + CATCH_UP;
+        let mut st = self.lock();
+        let target = st.handed;
+        if st.visible >= target || st.ended {
+            return;
+        }
+        st.wanted = st.wanted.max(target);
+        self.work.notify_one();
+        while st.visible < target && !st.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            st = match self.done.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+/// Logs being written by a writer thread in this process, by job: a reader
+/// ([`FileRawLogs::read`], [`LogTail`]) first waits for the writer to catch
+/// up, so it sees every line whose event was published.
+fn writing() -> &'static Mutex<HashMap<JobId, Weak<Shared>>> {
+    static W: OnceLock<Mutex<HashMap<JobId, Weak<Shared>>>> = OnceLock::new();
+    W.get_or_init(Mutex::default)
+}
+
+/// Wait until job `id`'s log, if this process writes it, holds every line
+/// logged so far.
+fn catch_up(id: JobId) {
+    let shared = match writing().lock() {
+        Ok(w) => w.get(&id).and_then(Weak::upgrade),
+        Err(_) => None,
+    };
+    if let Some(s) = shared {
+        s.catch_up();
+    }
+}
+
+/// The writer thread: chunks in order into the sink, a flush when the
+/// queue runs dry for [`IDLE_FLUSH`], when a reader waits, or every
+/// [`FLUSH_EVERY`] bytes; the trailer when closing.
+fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
+    let mut written = 0u64;
+    let mut unflushed = 0usize;
+    let mut st = shared.lock();
+    loop {
+        if let Some(chunk) = st.queue.pop_front() {
+            drop(st);
+            let mut r = sink.write_all(&chunk);
+            written += 1;
+            unflushed += chunk.len();
+            st = shared.lock();
+            let flush =
+                unflushed >= FLUSH_EVERY || (st.wanted > st.visible && written >= st.wanted);
+            if flush && r.is_ok() {
+                drop(st);
+                r = sink.flush();
+                unflushed = 0;
+                st = shared.lock();
+                if r.is_ok() {
+                    st.visible = written;
+                }
+            }
+            st.queued -= chunk.len();
+            if st.spare.len() < 2 {
+                let mut chunk = chunk;
+                chunk.clear();
+                st.spare.push(chunk);
+            }
+            if let Err(e) = r {
+                st.error = Some((e.kind(), e.to_string()));
+                st.queue.clear();
+                st.queued = 0;
+                st.ended = true;
+                shared.done.notify_all();
+                return;
+            }
+            shared.done.notify_all();
+            continue;
+        }
+        if st.closing {
+            drop(st);
+            let r = sink.close();
+            if let Err(e) = &r {
+                tracing::warn!(target: "execra::raw_log", job = %id, error = %e, "cannot complete a raw log");
+            }
+            st = shared.lock();
+            if r.is_ok() {
+                st.visible = written;
+            }
+            st.ended = true;
+            shared.done.notify_all();
+            return;
+        }
+        if unflushed > 0 {
+            let due = st.wanted > st.visible;
+            if !due {
+                let (g, timeout) = match shared.work.wait_timeout(st, IDLE_FLUSH) {
+                    Ok(w) => w,
+                    Err(p) => p.into_inner(),
+                };
+                st = g;
+                if !timeout.timed_out() || !st.queue.is_empty() || st.closing {
+                    continue;
+                }
+            }
+            drop(st);
+            let r = sink.flush();
+            unflushed = 0;
+            st = shared.lock();
+            match r {
+                Ok(()) => st.visible = written,
+                Err(e) => {
+                    st.error = Some((e.kind(), e.to_string()));
+                    st.ended = true;
+                    shared.done.notify_all();
+                    return;
+                }
+            }
+            shared.done.notify_all();
+            continue;
+        }
+        st = match shared.work.wait(st) {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+    }
+}
+
+/// Where a log's chunks go.
+enum Out {
+    /// To the log's writer thread.
+    Thread {
+        shared: Arc<Shared>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+    /// Written by the caller (no thread could be started).
+    Inline(Sink),
+}
+
+/// One job's raw log being written. Lines are formatted into a chunk on
+/// the caller's thread (a copy, no I/O); [`flush`](Self::flush) hands the
+/// chunk to the log's writer thread, which compresses and writes it off
+/// the job's hot path. Dropping it closes it as [`finish`](Self::finish)
+/// does.
 pub(crate) struct RawLog {
     id: JobId,
-    out: Option<Sink>,
+    buf: Vec<u8>,
+    out: Option<Out>,
     open: OpenSet,
 }
 
 impl RawLog {
+    /// The log of job `id` written to `file` (compressed if `gzip`).
+    fn new(id: JobId, file: File, gzip: bool, open: OpenSet) -> Self {
+        let sink = if gzip {
+            gzip_sink(file)
+        } else {
+            Sink::Plain(file)
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        // The sink moves to the thread; if the thread cannot start, it
+        // comes back through this slot and is written inline.
+        let slot = Arc::new(Mutex::new(Some(sink)));
+        let spawned = {
+            let shared = Arc::clone(&shared);
+            let slot = Arc::clone(&slot);
+            std::thread::Builder::new()
+                .name("execra-raw-log".to_string())
+                .stack_size(1024 * 1024)
+                .spawn(move || {
+                    let sink = slot.lock().ok().and_then(|mut s| s.take());
+                    if let Some(sink) = sink {
+                        write_loop(id, &shared, sink);
+                    }
+                })
+        };
+        let out = match spawned {
+            Ok(thread) => {
+                if let Ok(mut w) = writing().lock() {
+                    w.insert(id, Arc::downgrade(&shared));
+                }
+                Some(Out::Thread {
+                    shared,
+                    thread: Some(thread),
+                })
+            }
+            Err(e) => {
+                tracing::debug!(target: "execra::raw_log", job = %id, error = %e, "no raw log thread; writing inline");
+                slot.lock().ok().and_then(|mut s| s.take()).map(Out::Inline)
+            }
+        };
+        RawLog {
+            id,
+            buf: Vec::new(),
+            out,
+            open,
+        }
+    }
+
     /// Append one line. After an error the log writes nothing more.
     pub(crate) fn line(&mut self, stream: Stream, text: &str) -> io::Result<()> {
-        let Some(out) = &mut self.out else {
+        if self.out.is_none() {
             return Ok(());
-        };
+        }
         let prefix = match stream {
             Stream::Stdout => STDOUT_PREFIX,
             Stream::Stderr => STDERR_PREFIX,
         };
-        let w = out.writer();
-        let res = w
-            .write_all(prefix.as_bytes())
-            .and_then(|_| w.write_all(text.as_bytes()))
-            .and_then(|_| w.write_all(b"\n"));
-        self.failed(res)
+        self.buf.reserve(prefix.len() + text.len() + 1);
+        self.buf.extend_from_slice(prefix.as_bytes());
+        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.push(b'\n');
+        if self.buf.len() >= CHUNK {
+            return self.hand_off(false);
+        }
+        Ok(())
     }
 
-    /// The end of one read's worth of lines: make them visible to readers
-    /// (`execra logs --follow`, [`Runtime::output`](crate::Runtime::output)).
+    /// The end of one read's worth of lines: hand them to the writer, which
+    /// makes them readable soon (at once for a reader in this process:
+    /// [`Runtime::output`](crate::Runtime::output) and [`LogTail`] wait for
+    /// it; `execra logs --follow` in another process within
+    /// [`IDLE_FLUSH`]). Errors: an earlier write failed (disk full…).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        let Some(out) = &mut self.out else {
-            return Ok(());
+        self.hand_off(true)
+    }
+
+    /// Pass the chunk on (written at once when inline, and flushed if
+    /// `flush`).
+    fn hand_off(&mut self, flush: bool) -> io::Result<()> {
+        let res = match &mut self.out {
+            None => return Ok(()),
+            Some(Out::Inline(sink)) => {
+                let mut r = sink.write_all(&self.buf);
+                self.buf.clear();
+                if flush && r.is_ok() {
+                    r = sink.flush();
+                }
+                r
+            }
+            Some(Out::Thread { shared, .. }) => {
+                let mut st = shared.lock();
+                if st.error.is_none() && st.ended {
+                    st.error = Some((io::ErrorKind::Other, "raw log writer ended".to_string()));
+                }
+                if let Some((kind, msg)) = &st.error {
+                    Err(io::Error::new(*kind, msg.clone()))
+                } else if self.buf.is_empty() {
+                    Ok(())
+                } else {
+                    // Bounded: wait for the writer if it is far behind.
+                    while st.queued >= MAX_QUEUED && !st.ended {
+                        st = match shared.done.wait(st) {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                    }
+                    let next = st.spare.pop().unwrap_or_default();
+                    let chunk = std::mem::replace(&mut self.buf, next);
+                    st.queued += chunk.len();
+                    st.handed += 1;
+                    st.queue.push_back(chunk);
+                    drop(st);
+                    shared.work.notify_one();
+                    Ok(())
+                }
+            }
         };
-        let res = out.writer().flush();
         self.failed(res)
     }
 
-    /// The job ended: make the log final (cheap whatever its size: the
-    /// gzip trailer and at most one buffer's worth of bytes are written).
+    /// The job ended: make the log final. Waits for the writer to write
+    /// what it was handed (at most [`MAX_QUEUED`] bytes) and the gzip
+    /// trailer, so the log is complete when this returns.
     pub(crate) fn finish(mut self) {
         self.close();
     }
@@ -292,15 +600,32 @@ impl RawLog {
         if res.is_err() {
             // Disk full or similar: stop logging this job (the driver warns,
             // in the job's event stream and as a `tracing` event).
-            self.out = None;
+            self.buf = Vec::new();
+            self.close();
         }
         res
     }
 
     fn close(&mut self) {
-        if let Some(out) = self.out.take() {
-            if let Err(e) = out.close() {
-                tracing::warn!(target: "execra::raw_log", job = %self.id, error = %e, "cannot complete a raw log");
+        if !self.buf.is_empty() {
+            let _ = self.hand_off(false);
+        }
+        match self.out.take() {
+            None => {}
+            Some(Out::Inline(sink)) => {
+                if let Err(e) = sink.close() {
+                    tracing::warn!(target: "execra::raw_log", job = %self.id, error = %e, "cannot complete a raw log");
+                }
+            }
+            Some(Out::Thread { shared, thread }) => {
+                shared.lock().closing = true;
+                shared.work.notify_one();
+                if let Some(t) = thread {
+                    let _ = t.join();
+                }
+                if let Ok(mut w) = writing().lock() {
+                    w.remove(&self.id);
+                }
             }
         }
         if let Ok(mut open) = self.open.lock() {
@@ -328,6 +653,7 @@ fn absent(e: &io::Error) -> bool {
 /// a plain file still being written are read up to their last complete
 /// line.
 pub(crate) fn read_job_log(dir: &Path, id: JobId) -> io::Result<Option<Vec<OutputLine>>> {
+    catch_up(id);
     for (path, gzipped) in [(gz_path(dir, id), true), (plain_path(dir, id), false)] {
         match read_log(&path, gzipped) {
             Ok(lines) => return Ok(Some(lines)),
@@ -489,6 +815,7 @@ impl LogTail {
     /// does not exist yet). Errors: the file cannot be read, or a gzipped
     /// log that this crate did not write (or is corrupt).
     pub fn poll(&mut self) -> io::Result<Vec<OutputLine>> {
+        catch_up(self.id);
         if self.file.is_none() && !self.open()? {
             return Ok(Vec::new());
         }
@@ -667,6 +994,78 @@ mod tests {
     #[test]
     fn a_gzipped_log_is_readable_while_written() {
         readable_while_written(true);
+    }
+
+    /// Many chunks (some bigger than [`CHUNK`], some tiny) arrive whole and
+    /// in order, and the writer keeps at most [`MAX_QUEUED`] bytes queued.
+    fn chunks_in_order(gzip: bool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = FileRawLogs::new(dir.path(), gzip, None).expect("logs");
+        let id = JobId::new();
+        let mut log = logs.open(id).expect("open");
+        let mut n = 0u64;
+        for round in 0..200 {
+            // Round 7 alone is ~2.4 MiB: handed over in CHUNK-sized parts.
+            let lines = if round == 7 { 200_000 } else { round * 13 % 97 };
+            for _ in 0..lines {
+                log.line(Stream::Stdout, &n.to_string()).expect("line");
+                n += 1;
+            }
+            log.flush().expect("flush");
+        }
+        log.finish();
+        let got = texts(logs.read(id).expect("read").expect("some"));
+        assert_eq!(got.len() as u64, n);
+        assert!(got.iter().enumerate().all(|(i, t)| *t == i.to_string()));
+    }
+
+    #[test]
+    fn plain_chunks_arrive_whole_and_in_order() {
+        chunks_in_order(false);
+    }
+
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn gzipped_chunks_arrive_whole_and_in_order() {
+        chunks_in_order(true);
+    }
+
+    /// A disk that fills up mid-job: the writer's error reaches the driver
+    /// at its next hand-over, and nothing more is written.
+    #[cfg(target_os = "linux")]
+    fn full_disk(gzip: bool) {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full (needed by this test) cannot be opened");
+        let id = JobId::new();
+        let mut log = RawLog::new(id, full, gzip, OpenSet::default());
+        // Less than a chunk (so `line` hands nothing over yet).
+        for i in 0..10_000 {
+            log.line(Stream::Stdout, &format!("line {i}"))
+                .expect("line");
+        }
+        log.flush().expect("the first hand-over succeeds");
+        // Wait until the writer has tried (it fails).
+        catch_up(id);
+        let err = log.flush().expect_err("the writer's failure is reported");
+        assert!(err.to_string().contains("space"), "{err}");
+        // From then on the log is off: no error, nothing written.
+        log.line(Stream::Stdout, "more").expect("ignored");
+        log.flush().expect("ignored");
+        log.finish();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_ends_a_plain_log() {
+        full_disk(false);
+    }
+
+    #[cfg(all(target_os = "linux", feature = "gzip"))]
+    #[test]
+    fn a_full_disk_ends_a_gzipped_log() {
+        full_disk(true);
     }
 
     #[cfg(unix)]

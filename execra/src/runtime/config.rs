@@ -13,14 +13,17 @@ use crate::retention::RetentionPolicy;
 #[non_exhaustive]
 pub enum RawOutputPolicy {
     /// Append every line to `<log_dir>/<job_id>.log`, prefixed `[stdout] ` /
-    /// `[stderr] ` (flushed after each read of the pipes; complete before
-    /// the job's handle resolves). Files are owner-only (`0600`) on Unix.
+    /// `[stderr] ` (written by the log's own thread, off the job's hot
+    /// path; readable while the job runs; complete before the job's handle
+    /// resolves). Files are owner-only (`0600`) on Unix.
     Persist,
-    /// As `Persist`, but compressed while written, to `<job_id>.log.gz`
-    /// (no plain file). The stream is flushed after each read of the pipes,
-    /// so the log is readable while the job runs, and it is complete before
-    /// the job's `finalized` event and its handle resolving. (The name is
-    /// the published 1.1 API's.)
+    /// As `Persist`, but compressed (on the log's own thread) while
+    /// written, to `<job_id>.log.gz` (no plain file). The stream is flushed
+    /// whenever the output pauses, so the log is readable while the job
+    /// runs ([`Runtime::output`](crate::Runtime::output) in this process
+    /// sees every line whose event was published), and it is complete
+    /// before the job's `finalized` event and its handle resolving. (The
+    /// name is the published 1.1 API's.)
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
     /// Keep the last 1024 lines per job in memory, at most

@@ -27,7 +27,7 @@ use super::creep::{Creep, CREEP_TICK};
 /// A callback that sees every event of a job, in order.
 pub type Observer<R> = Arc<dyn Fn(&AppHandle<R>, &Event) + Send + Sync + 'static>;
 
-/// Most events handled before the forwarder yields to its timers.
+/// Most events taken per wake-up (one [`EventStream::next_batch`]).
 const DRAIN: usize = 4096;
 
 enum Target {
@@ -361,24 +361,26 @@ impl<R: tauri::Runtime> Forwarder<R> {
     async fn run(mut self, mut events: EventStream) -> Option<Outcome> {
         let mut ticks = interval_at(Instant::now() + CREEP_TICK, CREEP_TICK);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(DRAIN);
         loop {
             let deadline = self.batcher.deadline();
             let creeping = self.creep.as_ref().is_some_and(Creep::wants_tick);
             tokio::select! {
-                ev = events.next() => {
-                    let Some(ev) = ev else { break };
-                    if let Some(outcome) = self.handle(ev) {
-                        return Some(outcome);
+                // Everything that is ready, up to `DRAIN` events, per wake-up:
+                // a chatty job is handled in large steps.
+                n = events.next_batch(&mut batch, DRAIN) => {
+                    if n == 0 {
+                        break;
                     }
-                    // Drain what is ready without waiting, so a chatty job
-                    // is handled in large steps.
-                    for _ in 0..DRAIN {
-                        let Some(ev) = events.try_next() else { break };
+                    for ev in batch.drain(..) {
                         if let Some(outcome) = self.handle(ev) {
                             return Some(outcome);
                         }
+                        // A batch whose time has come goes out now, not
+                        // after the rest of this wake-up's events.
                         if self.batcher.deadline().is_some_and(|d| d <= Instant::now()) {
-                            break;
+                            self.batcher.flush_due(Instant::now(), &mut self.out);
+                            self.deliver_batched();
                         }
                     }
                 }
