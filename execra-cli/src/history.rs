@@ -134,11 +134,12 @@ pub fn ls(a: LsArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
         let _ = writeln!(out, "no jobs");
         return Ok(());
     }
+    let width = id_width(&store, &jobs);
     let _ = writeln!(
         out,
         "{}",
         style.bold(&format!(
-            "{:<8}  {:<22}  {:<19}  {:>8}  {}",
+            "{:<width$}  {:<22}  {:<19}  {:>8}  {}",
             "ID", "STATE", "STARTED", "TIME", "LABEL"
         ))
     );
@@ -153,12 +154,40 @@ pub fn ls(a: LsArgs, paths: &Paths, style: Style) -> Result<(), CliError> {
         let _ = writeln!(
             out,
             "{}  {verdict}{}  {started:<19}  {took:>8}  {}",
-            &j.id.0.simple().to_string()[..8],
+            &j.id.0.simple().to_string()[..width],
             " ".repeat(pad),
             title(j)
         );
     }
     Ok(())
+}
+
+/// How many hex digits of an id `ls` shows: at least 8, and enough that
+/// every listed id is a unique prefix in the whole history (so it can be
+/// pasted into `show`, `cancel`, `pause`…). Job ids are UUIDv7, whose first
+/// digits are a timestamp: jobs started within a minute share 8 digits.
+fn id_width(store: &Store, listed: &[Job]) -> usize {
+    const MIN: usize = 8;
+    let mut all: Vec<String> = match store.list_jobs(usize::MAX, &JobsFilter::default()) {
+        Ok(jobs) => jobs.iter().map(|j| j.id.0.simple().to_string()).collect(),
+        // Unreadable: show whole ids rather than ambiguous ones.
+        Err(_) => return 32,
+    };
+    all.sort_unstable();
+    let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    listed
+        .iter()
+        .map(|j| {
+            let id = j.id.0.simple().to_string();
+            let Ok(i) = all.binary_search(&id) else {
+                return MIN;
+            };
+            let before = i.checked_sub(1).map_or(0, |k| common(&all[k], &id));
+            let after = all.get(i + 1).map_or(0, |next| common(next, &id));
+            before.max(after) + 1
+        })
+        .fold(MIN, usize::max)
+        .min(32)
 }
 
 /// Length without ANSI escapes.

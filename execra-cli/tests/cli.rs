@@ -468,3 +468,38 @@ fn a_job_of_a_killed_host_is_not_shown_running_and_follow_ends() {
     // SAFETY: kill(2) with a pid read from the history; harmless if gone.
     unsafe { libc::kill(sleep_pid as libc::pid_t, libc::SIGKILL) };
 }
+
+/// Job ids start with a timestamp, so jobs started within a minute share
+/// their first 8 digits: `ls` must still print ids that `show` accepts.
+#[test]
+fn ls_prints_ids_that_resolve_to_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.sqlite");
+    for word in ["first", "second", "third"] {
+        let out = execra(&db, &["run", "--label", word, "--", "true"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let ls = execra(&db, &["ls"]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let ls = text(&ls.stdout);
+    let rows: Vec<(&str, &str)> = ls
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            Some((
+                row.split_whitespace().next()?,
+                row.split_whitespace().last()?,
+            ))
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{ls}");
+    for (id, label) in rows {
+        let show = execra(&db, &["show", id]);
+        assert!(
+            show.status.success(),
+            "`show {id}` from this listing failed: {}\n{ls}",
+            text(&show.stderr)
+        );
+        assert!(text(&show.stdout).contains(label), "{}", text(&show.stdout));
+    }
+}
