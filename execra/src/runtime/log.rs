@@ -46,50 +46,70 @@ use tokio::sync::Notify;
 use crate::event::{Event, Stream};
 use crate::job::JobId;
 
-/// One output line as a log keeps it: compact (the job id is the log's), so
-/// a chatty job moves a quarter of the bytes a full [`Event`] would.
+/// Memory one output line is counted as, beyond its text.
+const LINE_OVERHEAD: usize = 64;
+
+/// An output line's text: a range of a string shared by several lines (a
+/// pipe read's complete lines), or a string of its own (lines that were
+/// redacted, stripped of escapes, cut at the length cap, or assembled
+/// across reads).
+#[derive(Clone)]
+pub(crate) enum Text {
+    /// `chunk[start..end]`.
+    Shared {
+        chunk: Arc<str>,
+        start: u32,
+        end: u32,
+    },
+    /// Its own string.
+    Owned(String),
+}
+
+impl Text {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Text::Shared { chunk, start, end } => chunk
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+
+    /// The text as an owned string (a copy for a shared range).
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            Text::Shared { .. } => self.as_str().to_owned(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// One output line of its own, as a driver hands it over (see [`Item`]).
 #[derive(Clone)]
 pub(crate) struct OutLine {
     pub stream: Stream,
     pub redraw: bool,
     pub at: SystemTime,
-    pub line: String,
+    pub line: Text,
 }
 
-impl OutLine {
-    /// Approximate memory held.
-    fn bytes(&self) -> usize {
-        self.line.capacity() + 64
-    }
+/// Complete lines cut from one string (a pipe read's), as ranges: what the
+/// driver hands over for a read's plain lines, and how the log keeps them.
+pub(crate) struct Lines {
+    pub stream: Stream,
+    /// When the read returned (one time for all its lines).
+    pub at: SystemTime,
+    pub chunk: Arc<str>,
+    /// `(start, end)` of each line in `chunk`.
+    pub ranges: Vec<(u32, u32)>,
 }
 
-/// An event on its way to a consumer, kept compact until it is handed out.
-pub(crate) enum Pending {
-    Out(JobId, OutLine),
-    Event(Box<Event>),
-}
-
-impl Pending {
-    pub(crate) fn into_event(self) -> Event {
-        match self {
-            Pending::Out(job, o) => Event::OutputAppended {
-                job,
-                stream: o.stream,
-                line: o.line,
-                redraw: o.redraw,
-                at: o.at,
-            },
-            Pending::Event(e) => *e,
-        }
-    }
-
-    fn is_output(&self) -> bool {
-        matches!(self, Pending::Out(..))
-    }
-}
-
-/// What a driver appends to a log: an output line, or any other event.
+/// What a driver appends to a log: output lines, or any other event.
 pub(crate) enum Item {
+    /// Plain lines of one read, as ranges of one string.
+    Lines(Lines),
+    /// One line (or redraw) with its own text.
     Out(OutLine),
     Event(Box<Event>),
 }
@@ -99,11 +119,218 @@ impl Item {
         Item::Event(Box::new(ev))
     }
 
-    /// The event, unless this is an output line.
+    /// The event, unless this is output.
     pub(crate) fn structural(&self) -> Option<&Event> {
         match self {
             Item::Event(e) => Some(e),
-            Item::Out(_) => None,
+            Item::Out(_) | Item::Lines(_) => None,
+        }
+    }
+}
+
+/// An event on its way to a consumer, kept compact until it is handed out
+/// (see [`Local`]).
+pub(crate) enum Pending {
+    /// An output line with its own text (or a reference to its read).
+    Out(JobId, OutLine),
+    /// Output lines whose texts are `ranges[next..end]` of the [`Local`]
+    /// buffer, in its chunk `chunk`.
+    Run {
+        job: JobId,
+        stream: Stream,
+        at: SystemTime,
+        chunk: u32,
+        next: u32,
+        end: u32,
+    },
+    Event(Box<Event>),
+}
+
+impl Pending {
+    /// How many output lines this is.
+    fn outputs(&self) -> usize {
+        match self {
+            Pending::Out(..) => 1,
+            Pending::Run { next, end, .. } => (end - next) as usize,
+            Pending::Event(_) => 0,
+        }
+    }
+}
+
+/// `chunk[s..e]` (empty if out of bounds, which cannot happen).
+#[inline]
+fn slice(chunk: Option<&Arc<str>>, s: u32, e: u32) -> &str {
+    chunk
+        .and_then(|c| c.get(s as usize..e as usize))
+        .unwrap_or_default()
+}
+
+/// A consumer's local buffer: events copied out of a log (or a bus queue)
+/// under one lock, materialised into [`Event`]s one by one as the consumer
+/// takes them. A run of lines of one read is one entry: a reference to the
+/// read's string and the lines' ranges, copied in one go.
+#[derive(Default)]
+pub(crate) struct Local {
+    items: VecDeque<Pending>,
+    chunks: Vec<Arc<str>>,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Local {
+    /// A buffer holding these events.
+    pub(crate) fn of_events(events: Vec<Event>) -> Self {
+        Local {
+            items: events
+                .into_iter()
+                .map(|e| Pending::Event(Box::new(e)))
+                .collect(),
+            ..Local::default()
+        }
+    }
+
+    /// `true` when nothing is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many events are buffered.
+    pub(crate) fn len(&self) -> usize {
+        self.items.iter().map(|p| p.outputs().max(1)).sum()
+    }
+
+    /// Take the oldest buffered event.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        let ev = match self.items.front_mut()? {
+            Pending::Run {
+                job,
+                stream,
+                at,
+                chunk,
+                next,
+                end,
+            } => {
+                let (s, e) = self.ranges.get(*next as usize).copied().unwrap_or((0, 0));
+                let line = slice(self.chunks.get(*chunk as usize), s, e).to_owned();
+                let ev = Event::OutputAppended {
+                    job: *job,
+                    stream: *stream,
+                    line,
+                    redraw: false,
+                    at: *at,
+                };
+                *next += 1;
+                if *next >= *end {
+                    self.items.pop_front();
+                }
+                ev
+            }
+            _ => match self.items.pop_front()? {
+                Pending::Out(job, o) => Event::OutputAppended {
+                    job,
+                    stream: o.stream,
+                    line: o.line.into_string(),
+                    redraw: o.redraw,
+                    at: o.at,
+                },
+                Pending::Event(e) => *e,
+                // Handled above.
+                Pending::Run { .. } => return None,
+            },
+        };
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+        Some(ev)
+    }
+
+    /// Move up to `max` buffered events to the end of `out`; returns how
+    /// many.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.items.front_mut() {
+                None => break,
+                Some(Pending::Run {
+                    job,
+                    stream,
+                    at,
+                    chunk,
+                    next,
+                    end,
+                }) => {
+                    // A run of lines: each event is built in its place.
+                    let text = self.chunks.get(*chunk as usize);
+                    let k = ((*end - *next) as usize).min(max - n);
+                    let from = *next as usize;
+                    out.reserve(k);
+                    for &(s, e) in self.ranges.get(from..from + k).unwrap_or_default() {
+                        out.push(Event::OutputAppended {
+                            job: *job,
+                            stream: *stream,
+                            line: slice(text, s, e).to_owned(),
+                            redraw: false,
+                            at: *at,
+                        });
+                    }
+                    *next += k as u32;
+                    n += k;
+                    if *next >= *end {
+                        self.items.pop_front();
+                    }
+                }
+                Some(_) => match self.pop() {
+                    Some(ev) => {
+                        out.push(ev);
+                        n += 1;
+                    }
+                    None => break,
+                },
+            }
+        }
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+        n
+    }
+
+    fn push_event(&mut self, ev: Event) {
+        self.items.push_back(Pending::Event(Box::new(ev)));
+    }
+
+    /// Buffer lines `from..to` of `block`, of `job`'s log.
+    fn push_block(&mut self, job: JobId, block: &Block, from: usize, to: usize) {
+        match &block.text {
+            BlockText::Shared(chunk) => {
+                let idx = match self.chunks.last() {
+                    Some(last) if Arc::ptr_eq(last, chunk) => self.chunks.len() - 1,
+                    _ => {
+                        self.chunks.push(Arc::clone(chunk));
+                        self.chunks.len() - 1
+                    }
+                };
+                let next = self.ranges.len();
+                self.ranges.extend_from_slice(&block.ranges[from..to]);
+                self.items.push_back(Pending::Run {
+                    job,
+                    stream: block.stream,
+                    at: block.at,
+                    chunk: idx as u32,
+                    next: next as u32,
+                    end: self.ranges.len() as u32,
+                });
+            }
+            BlockText::Owned(text) => self.items.push_back(Pending::Out(
+                job,
+                OutLine {
+                    stream: block.stream,
+                    redraw: block.redraw,
+                    at: block.at,
+                    line: Text::Owned(text.clone()),
+                },
+            )),
         }
     }
 }
@@ -129,14 +356,65 @@ struct Entry {
     event: Event,
 }
 
-struct OutEntry {
+enum BlockText {
+    /// Lines are ranges of this string.
+    Shared(Arc<str>),
+    /// One line (or redraw): this string.
+    Owned(String),
+}
+
+/// Consecutive output lines of one stream, appended together: a pipe
+/// read's plain lines (ranges of one string), or one line of its own. The
+/// ring keeps blocks; its front block may have lost its first lines.
+struct Block {
+    /// Sequence number of line 0 (a block's lines have consecutive ones).
     seq: u64,
-    /// This line's ordinal among the job's output lines.
+    /// Ordinal of line 0 among the job's output lines.
     ord: u64,
-    /// Output bytes (as [`OutLine::bytes`] counts them) appended up to and
-    /// including this line.
-    end_bytes: u64,
-    out: OutLine,
+    /// Output bytes (as [`Block::size`] counts them) appended before line 0.
+    bytes_before: u64,
+    /// Lines before this one were evicted.
+    first: usize,
+    stream: Stream,
+    redraw: bool,
+    at: SystemTime,
+    text: BlockText,
+    /// `(start, end)` of each line in a shared text; `[(0, len)]` for an
+    /// owned one.
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Memory line `i` is counted as: its text plus [`LINE_OVERHEAD`].
+    fn size(&self, i: usize) -> usize {
+        match &self.text {
+            BlockText::Owned(s) => s.capacity() + LINE_OVERHEAD,
+            BlockText::Shared(_) => {
+                self.ranges
+                    .get(i)
+                    .map_or(0, |&(s, e)| e.saturating_sub(s) as usize)
+                    + LINE_OVERHEAD
+            }
+        }
+    }
+
+    /// Counted output bytes appended before line `i`.
+    fn bytes_at(&self, i: usize) -> u64 {
+        match &self.text {
+            BlockText::Owned(_) => self.bytes_before + if i > 0 { self.size(0) as u64 } else { 0 },
+            BlockText::Shared(_) => {
+                let text: u64 = self.ranges[..i.min(self.len())]
+                    .iter()
+                    .map(|&(s, e)| u64::from(e.saturating_sub(s)))
+                    .sum();
+                self.bytes_before + text + (i * LINE_OVERHEAD) as u64
+            }
+        }
+    }
 }
 
 /// What the log sees of one live cursor.
@@ -172,9 +450,11 @@ const COMPACT_FIRST: usize = 1024;
 
 struct LogState {
     structural: Vec<Entry>,
-    output: VecDeque<OutEntry>,
+    output: VecDeque<Block>,
+    /// Output lines kept (in `output`, past each block's `first`).
+    output_lines: usize,
     output_bytes: usize,
-    /// Output bytes ever appended (see [`OutEntry::end_bytes`]).
+    /// Output bytes ever appended (see [`Block::bytes_before`]).
     bytes_total: u64,
     next_seq: u64,
     outputs_total: u64,
@@ -212,6 +492,47 @@ impl LogState {
         min
     }
 
+    /// Add a block of output lines at the end of the ring.
+    fn push_block(&mut self, mut block: Block) {
+        if block.ranges.is_empty() {
+            return;
+        }
+        block.seq = self.next_seq;
+        block.ord = self.outputs_total;
+        block.bytes_before = self.bytes_total;
+        let n = block.len();
+        let bytes = block.bytes_at(n) - block.bytes_before;
+        self.next_seq += n as u64;
+        self.outputs_total += n as u64;
+        self.bytes_total += bytes;
+        self.output_lines += n;
+        self.output_bytes += bytes as usize;
+        self.output.push_back(block);
+    }
+
+    /// Evict the oldest output lines while over `limits`, keeping lines
+    /// from sequence number `keep_from` on, and at least `min_kept` lines.
+    fn evict(&mut self, limits: RingLimits, keep_from: u64, min_kept: usize) {
+        while self.output_lines > min_kept
+            && (self.output_lines > limits.lines || self.output_bytes > limits.bytes)
+        {
+            let Some(front) = self.output.front_mut() else {
+                break;
+            };
+            if front.seq + front.first as u64 >= keep_from {
+                break;
+            }
+            let size = front.size(front.first);
+            front.first += 1;
+            let emptied = front.first >= front.len();
+            self.output_lines -= 1;
+            self.output_bytes -= size;
+            if emptied {
+                self.output.pop_front();
+            }
+        }
+    }
+
     /// Drop state events superseded by a later one of the same kind with
     /// no other structural event in between, once every live cursor has
     /// read them (a subscriber never misses an event it was there for).
@@ -247,6 +568,48 @@ impl LogState {
     }
 }
 
+/// Copy the shared texts of the lines a finished log keeps into one new
+/// string, so that the pipe reads they were cut from (most of which the log
+/// no longer needs) are freed: a finished job holds about what it counts,
+/// not up to a whole read per stream more.
+fn repack(output: &mut VecDeque<Block>) {
+    let total: usize = output
+        .iter()
+        .filter(|b| matches!(b.text, BlockText::Shared(_)))
+        .map(|b| {
+            b.ranges[b.first..]
+                .iter()
+                .map(|&(s, e)| e.saturating_sub(s) as usize)
+                .sum::<usize>()
+        })
+        .sum();
+    if total == 0 || u32::try_from(total).is_err() {
+        return;
+    }
+    let mut text = String::with_capacity(total);
+    for b in output.iter() {
+        if let BlockText::Shared(chunk) = &b.text {
+            for &(s, e) in &b.ranges[b.first..] {
+                text.push_str(chunk.get(s as usize..e as usize).unwrap_or_default());
+            }
+        }
+    }
+    let chunk: Arc<str> = Arc::from(text);
+    let mut at = 0u32;
+    for b in output.iter_mut() {
+        if let BlockText::Shared(_) = b.text {
+            b.text = BlockText::Shared(Arc::clone(&chunk));
+            for r in &mut b.ranges[b.first..] {
+                let len = r.1.saturating_sub(r.0);
+                *r = (at, at + len);
+                at += len;
+            }
+            // Evicted lines keep their (now meaningless) ranges: only
+            // their lengths still count, for `Block::bytes_at`.
+        }
+    }
+}
+
 /// One job's event log.
 pub(crate) struct EventLog {
     job: JobId,
@@ -274,6 +637,7 @@ impl EventLog {
             state: Mutex::new(LogState {
                 structural: Vec::new(),
                 output: VecDeque::new(),
+                output_lines: 0,
                 output_bytes: 0,
                 bytes_total: 0,
                 next_seq: 0,
@@ -333,38 +697,46 @@ impl EventLog {
             if st.closed {
                 return;
             }
-            let RingLimits { lines, bytes } = st.limits;
+            let limits = st.limits;
             let pinned = st.pinned_from();
             for item in items {
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                let ord = st.outputs_total;
                 match item {
-                    Item::Out(out) => {
-                        // Make room first, so the ring never grows past its
-                        // limits (not even by one batch).
-                        // Lines a backpressure cursor still needs stay.
-                        let size = out.bytes();
-                        while st.output.front().is_some_and(|e| e.seq < pinned)
-                            && (st.output.len() >= lines || st.output_bytes + size > bytes)
-                        {
-                            if let Some(e) = st.output.pop_front() {
-                                st.output_bytes -= e.out.bytes();
-                            }
-                        }
-                        st.outputs_total += 1;
-                        st.output_bytes += size;
-                        st.bytes_total += size as u64;
-                        let end_bytes = st.bytes_total;
-                        st.output.push_back(OutEntry {
-                            seq,
-                            ord,
-                            end_bytes,
-                            out,
+                    Item::Lines(lines) => {
+                        st.push_block(Block {
+                            seq: 0,
+                            ord: 0,
+                            bytes_before: 0,
+                            first: 0,
+                            stream: lines.stream,
+                            redraw: false,
+                            at: lines.at,
+                            text: BlockText::Shared(lines.chunk),
+                            ranges: lines.ranges,
                         });
+                        // Lines a backpressure cursor still needs stay; the
+                        // newest line always stays.
+                        st.evict(limits, pinned, 1);
+                    }
+                    Item::Out(out) => {
+                        let text = out.line.into_string();
+                        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                        st.push_block(Block {
+                            seq: 0,
+                            ord: 0,
+                            bytes_before: 0,
+                            first: 0,
+                            stream: out.stream,
+                            redraw: out.redraw,
+                            at: out.at,
+                            text: BlockText::Owned(text),
+                            ranges: vec![(0, len)],
+                        });
+                        st.evict(limits, pinned, 1);
                     }
                     Item::Event(event) => {
                         let closing = event.is_finalized();
+                        let (seq, ord) = (st.next_seq, st.outputs_total);
+                        st.next_seq += 1;
                         st.structural.push(Entry {
                             seq,
                             out_ord: ord,
@@ -396,16 +768,8 @@ impl EventLog {
             .map(|p| p.pos.load(Ordering::Relaxed))
             .min()
             .unwrap_or(u64::MAX);
-        while st.output.len() > limits.lines || st.output_bytes > limits.bytes {
-            match st.output.front() {
-                Some(e) if e.seq < min_live => {
-                    if let Some(e) = st.output.pop_front() {
-                        st.output_bytes -= e.out.bytes();
-                    }
-                }
-                _ => break,
-            }
-        }
+        st.evict(limits, min_live, 0);
+        repack(&mut st.output);
         st.compact();
         st.output.shrink_to_fit();
         st.structural.shrink_to_fit();
@@ -425,7 +789,7 @@ impl EventLog {
         let first_bytes = st
             .output
             .front()
-            .map(|e| e.end_bytes - e.out.bytes() as u64)
+            .map(|b| b.bytes_at(b.first))
             .unwrap_or(st.bytes_total);
         let shared = Arc::new(CursorShared {
             pos: AtomicU64::new(0),
@@ -466,60 +830,83 @@ impl Drop for JobCursor {
     }
 }
 
-/// How many events one read moves at most (small enough to stay in cache).
-const READ_BATCH: usize = 512;
+/// How many events one read moves at most: output lines are copied as
+/// ranges (8 bytes each), so a read stays small and quick however many.
+const READ_BATCH: usize = 4096;
 
 impl JobCursor {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
+    pub(crate) fn try_read(&mut self, out: &mut Local) -> Read {
         let st = lock(&self.log.state);
         let mut si = st.structural.partition_point(|e| e.seq < self.seq);
-        let mut oi = st.output.partition_point(|e| e.seq < self.seq);
+        // The first block with a line at or after the cursor, and that line.
+        let mut bi = st
+            .output
+            .partition_point(|b| b.seq + b.len() as u64 <= self.seq);
+        let mut li = st.output.get(bi).map_or(0, |b| {
+            (self.seq.saturating_sub(b.seq) as usize).max(b.first)
+        });
         let job = self.log.job;
         let mut n = 0;
         let mut bytes_read = None;
         while n < READ_BATCH {
             let s = st.structural.get(si);
-            let o = st.output.get(oi);
+            let b = st.output.get(bi);
             // The next entry in sequence order: (seq, outputs before it).
-            let (seq, ord, output) = match (s, o) {
-                (Some(s), Some(o)) if o.seq < s.seq => (o.seq, o.ord, Some(o)),
-                (Some(s), _) => (s.seq, s.out_ord, None),
-                (None, Some(o)) => (o.seq, o.ord, Some(o)),
+            let output_next = match (s, b) {
+                (Some(s), Some(b)) => b.seq + (li as u64) < s.seq,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
                 (None, None) => break,
             };
+            let (seq, ord) = match (output_next, s, b) {
+                (true, _, Some(b)) => (b.seq + li as u64, b.ord + li as u64),
+                (false, Some(s), _) => (s.seq, s.out_ord),
+                _ => break,
+            };
             if ord > self.out_next {
-                out.push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                out.push_event(Event::OutputSkipped {
                     job,
                     count: ord - self.out_next,
                     at: SystemTime::now(),
-                })));
+                });
                 self.out_next = ord;
             }
-            match output {
-                Some(o) => {
-                    out.push_back(Pending::Out(job, o.out.clone()));
-                    bytes_read = Some(o.end_bytes);
-                    self.out_next += 1;
-                    oi += 1;
-                }
-                None => {
+            match (output_next, s, b) {
+                (true, _, Some(b)) => {
+                    // A run of this block's lines, up to the next event.
+                    let mut to = b.len().min(li + (READ_BATCH - n));
                     if let Some(s) = s {
-                        out.push_back(Pending::Event(Box::new(s.event.clone())));
+                        to = to.min(li + (s.seq - seq) as usize);
                     }
-                    si += 1;
+                    out.push_block(job, b, li, to);
+                    if self.shared.backpressure.is_some() {
+                        bytes_read = Some(b.bytes_at(to));
+                    }
+                    let k = to - li;
+                    self.out_next += k as u64;
+                    self.seq = seq + k as u64;
+                    n += k;
+                    li = to;
+                    if li >= b.len() {
+                        bi += 1;
+                        li = st.output.get(bi).map_or(0, |b| b.first);
+                    }
                 }
+                (false, Some(s), _) => {
+                    out.push_event(s.event.clone());
+                    si += 1;
+                    self.seq = seq + 1;
+                    n += 1;
+                }
+                _ => break,
             }
-            self.seq = seq + 1;
-            n += 1;
         }
         let ended = st.closed && self.seq >= st.next_seq;
         drop(st);
         self.shared.pos.store(self.seq, Ordering::Release);
         if let Some(b) = bytes_read {
             self.shared.bytes_read.store(b, Ordering::Release);
-            if self.shared.backpressure.is_some() {
-                self.log.room.notify_one();
-            }
+            self.log.room.notify_one();
         }
         if n > 0 {
             Read::Some
@@ -532,7 +919,7 @@ impl JobCursor {
 
     /// Wait until there is something to read (or the log ended); returns
     /// `false` once the log is closed and fully read.
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut Local) -> bool {
         loop {
             let log = Arc::clone(&self.log);
             let notified = log.notify.notified();
@@ -570,6 +957,39 @@ struct BusQueue {
     skipped: Vec<(JobId, u64)>,
 }
 
+impl BusQueue {
+    /// Queue an output line of `job`, or count it as skipped while `cap`
+    /// lines are queued.
+    fn push_output(&mut self, job: JobId, cap: usize, o: OutLine) {
+        if self.outputs_queued >= cap {
+            match self.skipped.iter_mut().find(|(j, _)| *j == job) {
+                Some((_, n)) => *n += 1,
+                None => self.skipped.push((job, 1)),
+            }
+            return;
+        }
+        self.outputs_queued += 1;
+        self.report_skipped(job);
+        self.events.push_back(Pending::Out(job, o));
+    }
+
+    /// Before `job`'s next event: how many of its lines were skipped.
+    fn report_skipped(&mut self, job: JobId) {
+        if self.skipped.is_empty() {
+            return;
+        }
+        if let Some(i) = self.skipped.iter().position(|(j, _)| *j == job) {
+            let (_, count) = self.skipped.swap_remove(i);
+            self.events
+                .push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                    job,
+                    count,
+                    at: SystemTime::now(),
+                })));
+        }
+    }
+}
+
 impl Bus {
     pub(crate) fn new(output_cap: usize) -> Self {
         Bus {
@@ -604,31 +1024,28 @@ impl Bus {
             {
                 let mut q = lock(&sub.queue);
                 for item in items {
-                    if let Item::Out(_) = item {
-                        if q.outputs_queued >= self.output_cap {
-                            match q.skipped.iter_mut().find(|(j, _)| *j == job) {
-                                Some((_, n)) => *n += 1,
-                                None => q.skipped.push((job, 1)),
+                    match item {
+                        Item::Out(o) => q.push_output(job, self.output_cap, o.clone()),
+                        Item::Lines(lines) => {
+                            for &(start, end) in &lines.ranges {
+                                let o = OutLine {
+                                    stream: lines.stream,
+                                    redraw: false,
+                                    at: lines.at,
+                                    line: Text::Shared {
+                                        chunk: Arc::clone(&lines.chunk),
+                                        start,
+                                        end,
+                                    },
+                                };
+                                q.push_output(job, self.output_cap, o);
                             }
-                            continue;
                         }
-                        q.outputs_queued += 1;
-                    }
-                    if !q.skipped.is_empty() {
-                        if let Some(i) = q.skipped.iter().position(|(j, _)| *j == job) {
-                            let (_, count) = q.skipped.swap_remove(i);
-                            q.events
-                                .push_back(Pending::Event(Box::new(Event::OutputSkipped {
-                                    job,
-                                    count,
-                                    at: SystemTime::now(),
-                                })));
+                        Item::Event(e) => {
+                            q.report_skipped(job);
+                            q.events.push_back(Pending::Event(e.clone()));
                         }
                     }
-                    q.events.push_back(match item {
-                        Item::Out(o) => Pending::Out(job, o.clone()),
-                        Item::Event(e) => Pending::Event(e.clone()),
-                    });
                 }
             }
             sub.notify.notify_one();
@@ -658,7 +1075,7 @@ pub(crate) struct BusReceiver {
 }
 
 impl BusReceiver {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
+    pub(crate) fn try_read(&mut self, out: &mut Local) -> Read {
         let mut q = lock(&self.sub.queue);
         if q.events.is_empty() {
             return if self.sub.closed.load(Ordering::Acquire) {
@@ -670,16 +1087,14 @@ impl BusReceiver {
         let n = q.events.len().min(READ_BATCH);
         let mut outputs = 0;
         for ev in q.events.drain(..n) {
-            if ev.is_output() {
-                outputs += 1;
-            }
-            out.push_back(ev);
+            outputs += ev.outputs();
+            out.items.push_back(ev);
         }
         q.outputs_queued -= outputs;
         Read::Some
     }
 
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut Local) -> bool {
         loop {
             match self.try_read(out) {
                 Read::Some => return true,

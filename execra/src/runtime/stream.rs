@@ -2,14 +2,13 @@
 //! and [`SubscribeOptions`] / [`Lag`]: what a job subscriber does when it
 //! falls behind.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::event::Event;
 
-use super::log::{BusReceiver, JobCursor, Pending, Read};
+use super::log::{BusReceiver, JobCursor, Local, Read};
 
 /// What a job subscription does when its consumer falls behind the job's
 /// output.
@@ -99,15 +98,15 @@ enum Source {
 }
 
 impl Source {
-    fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
+    fn try_read(&mut self, out: &mut Local) -> Read {
         match self {
             Source::Job(c) => c.try_read(out),
             Source::All(b) => b.try_read(out),
         }
     }
 
-    async fn wait(mut self) -> (Source, VecDeque<Pending>) {
-        let mut out = VecDeque::new();
+    async fn wait(mut self) -> (Source, Local) {
+        let mut out = Local::default();
         match &mut self {
             Source::Job(c) => c.read(&mut out).await,
             Source::All(b) => b.read(&mut out).await,
@@ -116,7 +115,7 @@ impl Source {
     }
 }
 
-type Waiting = Pin<Box<dyn Future<Output = (Source, VecDeque<Pending>)> + Send>>;
+type Waiting = Pin<Box<dyn Future<Output = (Source, Local)> + Send>>;
 
 enum State {
     Idle(Source),
@@ -135,7 +134,7 @@ enum State {
 /// subscribed is not replayed: it sees the latest). For chatty jobs,
 /// [`next_batch`](Self::next_batch) is the fast way to read.
 pub struct EventStream {
-    buf: VecDeque<Pending>,
+    buf: Local,
     state: State,
 }
 
@@ -150,14 +149,14 @@ impl std::fmt::Debug for EventStream {
 impl EventStream {
     pub(crate) fn job(cursor: JobCursor) -> Self {
         EventStream {
-            buf: VecDeque::new(),
+            buf: Local::default(),
             state: State::Idle(Source::Job(cursor)),
         }
     }
 
     pub(crate) fn all(rx: BusReceiver) -> Self {
         EventStream {
-            buf: VecDeque::new(),
+            buf: Local::default(),
             state: State::Idle(Source::All(rx)),
         }
     }
@@ -165,10 +164,7 @@ impl EventStream {
     /// A stream that yields the given events, then ends.
     pub(crate) fn replay(events: Vec<Event>) -> Self {
         EventStream {
-            buf: events
-                .into_iter()
-                .map(|e| Pending::Event(Box::new(e)))
-                .collect(),
+            buf: Local::of_events(events),
             state: State::Done,
         }
     }
@@ -202,9 +198,7 @@ impl EventStream {
                     break;
                 }
             }
-            let take = (max - n).min(self.buf.len());
-            out.extend(self.buf.drain(..take).map(Pending::into_event));
-            n += take;
+            n += self.buf.drain_into(out, max - n);
         }
         n
     }
@@ -212,21 +206,21 @@ impl EventStream {
     /// An event that is ready now, without waiting (`None` if nothing is
     /// ready yet or the stream ended).
     pub fn try_next(&mut self) -> Option<Event> {
-        if let Some(e) = self.buf.pop_front() {
-            return Some(e.into_event());
+        if let Some(e) = self.buf.pop() {
+            return Some(e);
         }
         if let State::Idle(src) = &mut self.state {
             if let Read::Ended = src.try_read(&mut self.buf) {
                 self.state = State::Done;
             }
         }
-        self.buf.pop_front().map(Pending::into_event)
+        self.buf.pop()
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         loop {
-            if let Some(e) = self.buf.pop_front() {
-                return Poll::Ready(Some(e.into_event()));
+            if let Some(e) = self.buf.pop() {
+                return Poll::Ready(Some(e));
             }
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Done => return Poll::Ready(None),
