@@ -201,42 +201,68 @@ impl Local {
     /// Take the oldest buffered event.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<Event> {
-        let ev = match self.items.front_mut()? {
-            Pending::Run {
+        // Two calls, each building its event in the caller's slot (a
+        // 256-byte event is not copied around on the way out).
+        if let Some(Pending::Run { .. }) = self.items.front() {
+            self.pop_line()
+        } else {
+            self.pop_other()
+        }
+    }
+
+    /// [`pop`](Self::pop) for a run of lines: its next line.
+    #[inline(never)]
+    fn pop_line(&mut self) -> Option<Event> {
+        let Some(Pending::Run {
+            job,
+            stream,
+            at,
+            chunk,
+            next,
+            end,
+        }) = self.items.front_mut()
+        else {
+            return None;
+        };
+        let (job, stream, at) = (*job, *stream, *at);
+        let (s, e) = self.ranges.get(*next as usize).copied().unwrap_or((0, 0));
+        let line = slice(self.chunks.get(*chunk as usize), s, e).to_owned();
+        *next += 1;
+        if *next >= *end {
+            self.pop_front();
+        }
+        // Built last, straight into the caller's slot.
+        Some(Event::OutputAppended {
+            job,
+            stream,
+            line,
+            redraw: false,
+            at,
+        })
+    }
+
+    /// Drop the front entry; forget the chunks once nothing refers to them.
+    fn pop_front(&mut self) {
+        self.items.pop_front();
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+    }
+
+    /// [`pop`](Self::pop) for anything but a run of lines.
+    #[inline(never)]
+    fn pop_other(&mut self) -> Option<Event> {
+        let ev = match self.items.pop_front()? {
+            Pending::Out(job, o) => Event::OutputAppended {
                 job,
-                stream,
-                at,
-                chunk,
-                next,
-                end,
-            } => {
-                let (s, e) = self.ranges.get(*next as usize).copied().unwrap_or((0, 0));
-                let line = slice(self.chunks.get(*chunk as usize), s, e).to_owned();
-                let ev = Event::OutputAppended {
-                    job: *job,
-                    stream: *stream,
-                    line,
-                    redraw: false,
-                    at: *at,
-                };
-                *next += 1;
-                if *next >= *end {
-                    self.items.pop_front();
-                }
-                ev
-            }
-            _ => match self.items.pop_front()? {
-                Pending::Out(job, o) => Event::OutputAppended {
-                    job,
-                    stream: o.stream,
-                    line: o.line.into_string(),
-                    redraw: o.redraw,
-                    at: o.at,
-                },
-                Pending::Event(e) => *e,
-                // Handled above.
-                Pending::Run { .. } => return None,
+                stream: o.stream,
+                line: o.line.into_string(),
+                redraw: o.redraw,
+                at: o.at,
             },
+            Pending::Event(e) => *e,
+            Pending::Run { .. } => return None,
         };
         if self.items.is_empty() {
             self.chunks.clear();

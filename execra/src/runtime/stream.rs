@@ -170,8 +170,12 @@ impl EventStream {
     }
 
     /// The next event, or `None` when the stream has ended.
-    pub async fn next(&mut self) -> Option<Event> {
-        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    ///
+    /// (An `async fn` in effect; written as a plain future so that the
+    /// event is built straight into the awaiting caller's slot.)
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> impl Future<Output = Option<Event>> + Send + '_ {
+        std::future::poll_fn(move |cx| self.poll_event(cx))
     }
 
     /// Wait for at least one event, then move every event that is ready
@@ -217,16 +221,30 @@ impl EventStream {
         self.buf.pop()
     }
 
+    #[inline]
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.buf.is_empty() {
+            match self.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(false) => return Poll::Ready(None),
+                Poll::Ready(true) => {}
+            }
+        }
+        Poll::Ready(self.buf.pop())
+    }
+
+    /// Refill the empty local buffer from the source: `Ready(true)` when it
+    /// holds events, `Ready(false)` when the stream has ended.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         loop {
-            if let Some(e) = self.buf.pop() {
-                return Poll::Ready(Some(e));
+            if !self.buf.is_empty() {
+                return Poll::Ready(true);
             }
             match std::mem::replace(&mut self.state, State::Done) {
-                State::Done => return Poll::Ready(None),
+                State::Done => return Poll::Ready(false),
                 State::Idle(mut src) => match src.try_read(&mut self.buf) {
                     Read::Some => self.state = State::Idle(src),
-                    Read::Ended => return Poll::Ready(None),
+                    Read::Ended => return Poll::Ready(false),
                     Read::Empty => self.state = State::Waiting(Box::pin(src.wait())),
                 },
                 State::Waiting(mut fut) => match fut.as_mut().poll(cx) {
@@ -236,7 +254,7 @@ impl EventStream {
                     }
                     Poll::Ready((src, batch)) => {
                         if batch.is_empty() {
-                            return Poll::Ready(None);
+                            return Poll::Ready(false);
                         }
                         self.buf = batch;
                         self.state = State::Idle(src);
