@@ -362,3 +362,57 @@ async fn lines_match_the_splitter_whatever_the_pieces() {
     assert!(got.contains(&"split crlf".to_string()));
     assert!(got.contains(&"bad \u{FFFD}\u{FFFD} bytes".to_string()));
 }
+
+/// An ordinary subscriber on another thread (here: another runtime's
+/// thread, as a `block_on` caller is) reads in parallel with the job, and
+/// reading a pipe is cheaper than consuming events: without help it would
+/// fall behind a small ring at once. While it keeps reading, the driver
+/// lets it catch up, so it gets (nearly) every line of a burst; whatever it
+/// misses is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_keeps_reading_catches_up_with_a_burst() {
+    // A ring of 20,000 lines: two pipe reads' worth of `seq`'s lines.
+    let rt = Runtime::builder()
+        .output_buffer(20_000, 4 << 20)
+        .build()
+        .unwrap();
+    let h = rt.spawn(Command::new("seq").arg("300000")).unwrap();
+    let mut events = h.subscribe();
+    let reader = std::thread::spawn(move || {
+        let local = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        local.block_on(async move {
+            let (mut lines, mut skipped, mut last) = (0u64, 0u64, 0u64);
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Event::OutputAppended { line, .. } => {
+                        let n: u64 = line.parse().unwrap();
+                        assert!(n > last, "in order");
+                        last = n;
+                        lines += 1;
+                        if lines % 20_000 == 0 {
+                            // Slower than reading the pipe, but reading.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                    Event::OutputSkipped { count, .. } => skipped += count,
+                    _ => {}
+                }
+            }
+            (lines, skipped)
+        })
+    });
+    assert!(h.await.is_success());
+    let (lines, skipped) = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(lines + skipped, 300_000, "every line delivered or counted");
+    // A reader left to itself misses most of them. (Not all: one descheduled for longer than the driver's patience
+    // on a loaded machine is skipped for a while.)
+    assert!(
+        lines >= 270_000,
+        "only {lines} of 300000 lines delivered ({skipped} skipped)"
+    );
+}

@@ -16,6 +16,25 @@
 //! Producers append whole batches (one pipe read's worth of lines) under one
 //! lock and wake the consumers once per batch.
 //!
+//! **Output as ranges.** A pipe read's complete plain lines arrive as one
+//! string and the lines' `(start, end)` ranges ([`Item::Lines`]); the ring
+//! keeps them that way, as a [`Block`] per read (one allocation per read,
+//! 8 bytes per line, no per-line entry, reference count or timestamp: every
+//! line of a read has the read's `at`). Other lines (redacted, assembled
+//! across reads, cut at the cap, redraws) are blocks of one line with their
+//! own string. Eviction moves the front block's first line; a sealed log
+//! copies the lines it keeps into one string ([`repack`]), so a finished
+//! job does not pin whole reads. A line counts as its length plus 64 bytes
+//! against the ring's byte bound, as before (its real cost is now its
+//! length plus 8).
+//!
+//! **Reading.** A cursor copies up to [`READ_BATCH`] events under one lock
+//! into its consumer's [`Local`] buffer: a run of lines of one read is one
+//! entry (the read's string, referenced once, and the ranges, copied with
+//! one `memcpy`). Each [`Event`] is built only when the consumer takes it,
+//! in the consumer's own slot: one allocation per line (its `String`), no
+//! 256-byte event moved around before that.
+//!
 //! **Backpressure cursors.** A job cursor opened with
 //! [`Lag::Backpressure`](super::Lag) is never skipped: output lines it has not
 //! read yet are pinned in the ring (the ring may exceed its own limits by up
@@ -451,6 +470,11 @@ pub(crate) struct CursorShared {
     bytes_read: AtomicU64,
     /// `Some(max lag in bytes)` for a backpressure cursor.
     backpressure: Option<u64>,
+    /// Where a [`Lag::Skip`](super::Lag) cursor was when it did not read
+    /// while the driver waited for it to catch up (`u64::MAX`: it did): it
+    /// is not waited for again until it reads on (see
+    /// [`EventLog::catch_up`]).
+    stalled_at: AtomicU64,
 }
 
 /// Which state a state event sets (a later event with the same key
@@ -516,6 +540,24 @@ impl LogState {
         });
         self.backpressure_cursors = live_bp;
         min
+    }
+
+    /// Is a live [`Lag::Skip`](super::Lag) cursor in danger of being
+    /// skipped: the ring is at least half full and the cursor still has
+    /// the older half of it to read?
+    /// Returns such a cursor, and the sequence number it has to reach.
+    fn skip_cursor_behind(&self) -> Option<(Arc<CursorShared>, u64)> {
+        let half_full = self.output_lines * 2 >= self.limits.lines
+            || self.output_bytes * 2 >= self.limits.bytes;
+        let middle = match self.output.front() {
+            Some(front) if half_full => front.seq + (front.first + self.output_lines / 2) as u64,
+            _ => 0,
+        };
+        let cursor = self.cursors.iter().filter_map(Weak::upgrade).find(|c| {
+            let pos = c.pos.load(Ordering::Acquire);
+            c.backpressure.is_none() && pos < middle && c.stalled_at.load(Ordering::Relaxed) != pos
+        })?;
+        Some((cursor, middle))
     }
 
     /// Add a block of output lines at the end of the ring.
@@ -644,6 +686,12 @@ pub(crate) struct EventLog {
     /// Woken when a backpressure cursor reads or goes away (the driver
     /// waits on it while [`lagging`](Self::lagging)).
     room: Notify,
+    /// As of the last append: see [`behind`](Self::behind).
+    behind: AtomicBool,
+    /// While the driver waits in [`catch_up`](Self::catch_up): the
+    /// sequence number a skip cursor that reaches it wakes the driver at
+    /// (through `room`), else `u64::MAX`.
+    catch_up_to: AtomicU64,
 }
 
 /// What a non-blocking read found.
@@ -676,7 +724,51 @@ impl EventLog {
             }),
             notify: Notify::new(),
             room: Notify::new(),
+            behind: AtomicBool::new(false),
+            catch_up_to: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Let a [`Lag::Skip`](super::Lag) subscriber that is
+    /// [`behind`](Self::behind) catch up before the driver reads on: wait
+    /// until none is behind, for at most `max`. A subscriber that does not
+    /// read for [`PATIENCE`] meanwhile is marked stalled and not waited for
+    /// again until it reads on (meanwhile it gets `output_skipped` as
+    /// usual).
+    pub(crate) async fn catch_up(&self, max: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let woken = self.room.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let Some((cursor, target)) = lock(&self.state).skip_cursor_behind() else {
+                break;
+            };
+            // The cursor wakes us when it gets there (see `JobCursor::try_read`).
+            self.catch_up_to.store(target, Ordering::Release);
+            let pos = cursor.pos.load(Ordering::Acquire);
+            let now = tokio::time::Instant::now();
+            if pos >= target || now >= deadline {
+                break;
+            }
+            let until = deadline.min(now + PATIENCE);
+            if tokio::time::timeout_at(until, woken).await.is_err()
+                && cursor.pos.load(Ordering::Acquire) == pos
+            {
+                cursor.stalled_at.store(pos, Ordering::Relaxed);
+            }
+        }
+        self.catch_up_to.store(u64::MAX, Ordering::Release);
+        let behind = lock(&self.state).skip_cursor_behind().is_some();
+        self.behind.store(behind, Ordering::Relaxed);
+    }
+
+    /// As of the last append, is a [`Lag::Skip`](super::Lag) subscriber
+    /// in the older half of a ring at least half full (soon to be
+    /// skipped)? The driver then lets it catch up before it reads on (see
+    /// `driver::lines::hand_over`).
+    pub(crate) fn behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 
     /// Is a backpressure cursor too far behind? With `resume`, the question
@@ -778,6 +870,8 @@ impl EventLog {
                     }
                 }
             }
+            let behind = st.skip_cursor_behind().is_some();
+            self.behind.store(behind, Ordering::Relaxed);
         }
         self.notify.notify_waiters();
     }
@@ -821,6 +915,7 @@ impl EventLog {
             pos: AtomicU64::new(0),
             bytes_read: AtomicU64::new(first_bytes),
             backpressure: backpressure.map(|b| b.max(1)),
+            stalled_at: AtomicU64::new(u64::MAX),
         });
         if backpressure.is_some() {
             st.backpressure_cursors += 1;
@@ -832,6 +927,7 @@ impl EventLog {
             shared,
             seq: 0,
             out_next: 0,
+            woke_driver: false,
         }
     }
 }
@@ -842,6 +938,8 @@ pub(crate) struct JobCursor {
     shared: Arc<CursorShared>,
     seq: u64,
     out_next: u64,
+    /// A read woke the driver waiting for this cursor to catch up.
+    woke_driver: bool,
 }
 
 impl Drop for JobCursor {
@@ -856,11 +954,21 @@ impl Drop for JobCursor {
     }
 }
 
+/// How long [`EventLog::catch_up`] waits for a subscriber that reads
+/// nothing before it stops waiting for it.
+const PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How many events one read moves at most: output lines are copied as
 /// ranges (8 bytes each), so a read stays small and quick however many.
 const READ_BATCH: usize = 4096;
 
 impl JobCursor {
+    /// Did a read since the last call wake the driver (which then waits
+    /// for this task to yield)?
+    pub(crate) fn take_woke_driver(&mut self) -> bool {
+        std::mem::take(&mut self.woke_driver)
+    }
+
     pub(crate) fn try_read(&mut self, out: &mut Local) -> Read {
         let st = lock(&self.log.state);
         let mut si = st.structural.partition_point(|e| e.seq < self.seq);
@@ -933,6 +1041,21 @@ impl JobCursor {
         if let Some(b) = bytes_read {
             self.shared.bytes_read.store(b, Ordering::Release);
             self.log.room.notify_one();
+        } else if n > 0 {
+            let target = self.log.catch_up_to.load(Ordering::Acquire);
+            if self.seq >= target
+                && self
+                    .log
+                    .catch_up_to
+                    .compare_exchange(target, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // The driver waited for this cursor: it can read on. It is
+                // woken onto this worker, where it waits until this task
+                // yields: the stream yields once (see `EventStream`).
+                self.log.room.notify_one();
+                self.woke_driver = true;
+            }
         }
         if n > 0 {
             Read::Some

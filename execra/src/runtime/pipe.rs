@@ -1,6 +1,16 @@
 //! One of a child's output pipes (stdout or stderr, or the master side of
 //! its PTY) with its decoder and line splitter: the driver reads both the
 //! same way.
+//!
+//! The fast path ([`Pipe::take`]): the complete lines of one read that are
+//! plain — valid UTF-8, no bare `\r` (a `\r\n` is fine), no line over the
+//! cap, and (the driver checks) no secret in them and no escape sequence
+//! to strip — are not split one by one into `String`s: they become one
+//! shared string, cut into ranges by the driver (see `log::Text`). The rest
+//! of a read (the end of a line begun earlier, redraws, the unfinished last
+//! line, or the whole read when it is not plain) goes through the
+//! [`LineSplitter`] as before; both give the same lines
+//! (`tests/streaming.rs` checks it against the splitter).
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! the interpreter's events do to the job ([`Tally`](crate::runtime)).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncRead;
 
@@ -12,12 +12,45 @@ use crate::event::{Event, Stream};
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
 
-use super::super::log::{lock, Item, Lines, OutLine, Text};
+use super::super::log::{lock, EventLog, Item, Lines, OutLine, Text};
 use super::super::pipe::Pipe;
 use super::super::RawOutputPolicy;
 use super::Driver;
 
+/// At most this long per pipe read waiting for a lagging subscriber.
+const MAX_CATCH_UP: Duration = Duration::from_millis(20);
+
+/// Waiting for lagging subscribers may take three quarters of a job's run
+/// time, or this long if that is more (a burst at the start of a job).
+const MIN_CATCH_UP_BUDGET: Duration = Duration::from_millis(100);
+
 impl Driver {
+    /// How long the driver may wait, before its next read, for a
+    /// [`Lag::Skip`](crate::Lag) subscriber to catch up, if one should be
+    /// waited for.
+    ///
+    /// A subscriber on another thread (the `block_on` thread, another
+    /// worker) reads in parallel with the driver, and reading a pipe is
+    /// usually cheaper than consuming events: such a subscriber that reads
+    /// every line would soon be left behind the ring. When one is in the
+    /// older half of a ring at least half full ([`EventLog::behind`]), the
+    /// driver stops reading until it has caught up
+    /// ([`EventLog::catch_up`]): at most [`MAX_CATCH_UP`] at a time, and in
+    /// all at most three quarters of the time the job has run (or
+    /// [`MIN_CATCH_UP_BUDGET`] if more), so a subscriber that reads,
+    /// however slowly, slows a chatty job to a quarter of its speed at
+    /// worst, and one that stopped reading costs it one wait of 20 ms.
+    /// Cancel, timeout and exit are handled meanwhile, as while a
+    /// backpressure subscriber holds the pipes.
+    pub(super) fn catch_up_budget(&self, log: &EventLog) -> Option<Duration> {
+        if !log.behind() {
+            return None;
+        }
+        let allowed = (self.started.elapsed() * 3 / 4).max(MIN_CATCH_UP_BUDGET);
+        let budget = allowed.saturating_sub(self.caught_up);
+        (!budget.is_zero()).then(|| budget.min(MAX_CATCH_UP))
+    }
+
     /// A pipe read returned: split it and handle what it held, in order, as
     /// one batch; at EOF, what the redactor still holds back goes out too.
     ///
