@@ -24,14 +24,41 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(20);
 /// time, or this long if that is more (a burst at the start of a job).
 const MIN_CATCH_UP_BUDGET: Duration = Duration::from_millis(100);
 
+/// After a pipe read: give this worker to the subscribers just woken, and
+/// let another worker take the driver.
+///
+/// tokio puts a task woken from a worker into that worker's LIFO slot,
+/// where no other worker can steal it, for as long as the waking task
+/// runs: a subscriber woken by the driver would wait for as long as the
+/// pipe has data. `tokio::task::yield_now` would let it run, but on this
+/// worker, with the driver deferred until the worker has nothing else to
+/// do: driver and subscriber would take turns on one core. Waking
+/// ourselves instead puts the driver on this worker's run queue, from
+/// which an idle worker (told so) steals it, while this worker runs the
+/// subscriber: reading and consuming proceed in parallel (≈ 15 % faster
+/// for `seq 1000000` on 2 cores). A subscriber that falls behind that way
+/// is given time to catch up ([`Driver::catch_up_budget`]).
+pub(super) async fn hand_over() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 impl Driver {
     /// How long the driver may wait, before its next read, for a
     /// [`Lag::Skip`](crate::Lag) subscriber to catch up, if one should be
     /// waited for.
     ///
-    /// A subscriber on another thread (the `block_on` thread, another
-    /// worker) reads in parallel with the driver, and reading a pipe is
-    /// usually cheaper than consuming events: such a subscriber that reads
+    /// A subscriber reads in parallel with the driver (on another worker
+    /// after [`hand_over`], or on the `block_on` thread), and reading a
+    /// pipe is usually cheaper than consuming events: such a subscriber that reads
     /// every line would soon be left behind the ring. When one is in the
     /// older half of a ring at least half full ([`EventLog::behind`]), the
     /// driver stops reading until it has caught up

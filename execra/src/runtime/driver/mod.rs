@@ -284,11 +284,9 @@ impl Driver {
             if read_data {
                 deadlines.unfinished_output(unfinished(&out, &err));
                 deadlines.activity();
-                // Let subscribers woken on this worker run before the next
-                // read: tokio keeps a freshly woken task in this worker's
-                // LIFO slot, where no other worker can steal it, for as long
-                // as the pipe has data.
-                tokio::task::yield_now().await;
+                // Let subscribers woken on this worker run, in parallel
+                // with the next read (see `lines::hand_over`).
+                lines::hand_over().await;
             }
         }
         *lock(&self.entry.stdin) = None;
