@@ -113,6 +113,50 @@ pub(crate) struct OutLine {
     pub line: Text,
 }
 
+/// The `(start, end)` ranges of a block's lines: one inline (a line of its
+/// own, or a read with one line: no allocation), or many.
+#[derive(Clone, Debug)]
+pub(crate) enum Ranges {
+    One((u32, u32)),
+    Many(Vec<(u32, u32)>),
+}
+
+impl Ranges {
+    pub(crate) fn as_slice(&self) -> &[(u32, u32)] {
+        match self {
+            Ranges::One(r) => std::slice::from_ref(r),
+            Ranges::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(u32, u32)] {
+        match self {
+            Ranges::One(r) => std::slice::from_mut(r),
+            Ranges::Many(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Add a line.
+    pub(crate) fn push(&mut self, r: (u32, u32)) {
+        match self {
+            Ranges::One(first) => *self = Ranges::Many(vec![*first, r]),
+            Ranges::Many(v) => v.push(r),
+        }
+    }
+
+    /// Forget the first `n` lines (fewer than all).
+    fn drain_front(&mut self, n: usize) {
+        if let Ranges::Many(v) = self {
+            v.drain(..n.min(v.len()));
+            v.shrink_to_fit();
+        }
+    }
+}
+
 /// Complete lines cut from one string (a pipe read's), as ranges: what the
 /// driver hands over for a read's plain lines, and how the log keeps them.
 pub(crate) struct Lines {
@@ -121,7 +165,7 @@ pub(crate) struct Lines {
     pub at: SystemTime,
     pub chunk: Arc<str>,
     /// `(start, end)` of each line in `chunk`.
-    pub ranges: Vec<(u32, u32)>,
+    pub ranges: Ranges,
 }
 
 /// What a driver appends to a log: output lines, or any other event.
@@ -357,7 +401,8 @@ impl Local {
                     }
                 };
                 let next = self.ranges.len();
-                self.ranges.extend_from_slice(&block.ranges[from..to]);
+                self.ranges
+                    .extend_from_slice(&block.ranges.as_slice()[from..to]);
                 self.items.push_back(Pending::Run {
                     job,
                     stream: block.stream,
@@ -424,9 +469,9 @@ struct Block {
     redraw: bool,
     at: SystemTime,
     text: BlockText,
-    /// `(start, end)` of each line in a shared text; `[(0, len)]` for an
+    /// `(start, end)` of each line in a shared text; `(0, len)` for an
     /// owned one.
-    ranges: Vec<(u32, u32)>,
+    ranges: Ranges,
 }
 
 impl Block {
@@ -440,6 +485,7 @@ impl Block {
             BlockText::Owned(s) => s.capacity() + LINE_OVERHEAD,
             BlockText::Shared(_) => {
                 self.ranges
+                    .as_slice()
                     .get(i)
                     .map_or(0, |&(s, e)| e.saturating_sub(s) as usize)
                     + LINE_OVERHEAD
@@ -452,7 +498,7 @@ impl Block {
         match &self.text {
             BlockText::Owned(_) => self.bytes_before + if i > 0 { self.size(0) as u64 } else { 0 },
             BlockText::Shared(_) => {
-                let text: u64 = self.ranges[..i.min(self.len())]
+                let text: u64 = self.ranges.as_slice()[..i.min(self.len())]
                     .iter()
                     .map(|&(s, e)| u64::from(e.saturating_sub(s)))
                     .sum();
@@ -562,7 +608,7 @@ impl LogState {
 
     /// Add a block of output lines at the end of the ring.
     fn push_block(&mut self, mut block: Block) {
-        if block.ranges.is_empty() {
+        if block.ranges.len() == 0 {
             return;
         }
         block.seq = self.next_seq;
@@ -636,45 +682,46 @@ impl LogState {
     }
 }
 
-/// Copy the shared texts of the lines a finished log keeps into one new
-/// string, so that the pipe reads they were cut from (most of which the log
-/// no longer needs) are freed: a finished job holds about what it counts,
-/// not up to a whole read per stream more.
+/// Give each block a finished log keeps a string of its own size when its
+/// read's string is much bigger than the lines it still keeps (its first
+/// lines were evicted, or other blocks shared the read), and forget the
+/// evicted lines' ranges: a finished job holds about what it counts, not a
+/// whole read per block more. (Blocks are repacked one by one, in
+/// allocations no bigger than a read.)
 fn repack(output: &mut VecDeque<Block>) {
-    let total: usize = output
-        .iter()
-        .filter(|b| matches!(b.text, BlockText::Shared(_)))
-        .map(|b| {
-            b.ranges[b.first..]
-                .iter()
-                .map(|&(s, e)| e.saturating_sub(s) as usize)
-                .sum::<usize>()
-        })
-        .sum();
-    if total == 0 || u32::try_from(total).is_err() {
-        return;
-    }
-    let mut text = String::with_capacity(total);
-    for b in output.iter() {
-        if let BlockText::Shared(chunk) = &b.text {
-            for &(s, e) in &b.ranges[b.first..] {
-                text.push_str(chunk.get(s as usize..e as usize).unwrap_or_default());
-            }
-        }
-    }
-    let chunk: Arc<str> = Arc::from(text);
-    let mut at = 0u32;
     for b in output.iter_mut() {
-        if let BlockText::Shared(_) = b.text {
-            b.text = BlockText::Shared(Arc::clone(&chunk));
-            for r in &mut b.ranges[b.first..] {
-                let len = r.1.saturating_sub(r.0);
-                *r = (at, at + len);
-                at += len;
-            }
-            // Evicted lines keep their (now meaningless) ranges: only
-            // their lengths still count, for `Block::bytes_at`.
+        if b.first > 0 {
+            // Forget the evicted lines (their counts move to `bytes_before`).
+            b.bytes_before = b.bytes_at(b.first);
+            b.seq += b.first as u64;
+            b.ord += b.first as u64;
+            b.ranges.drain_front(b.first);
+            b.first = 0;
         }
+        if let Ranges::Many(v) = &mut b.ranges {
+            v.shrink_to_fit();
+        }
+        let BlockText::Shared(chunk) = &b.text else {
+            continue;
+        };
+        let kept: usize = b
+            .ranges
+            .as_slice()
+            .iter()
+            .map(|&(s, e)| e.saturating_sub(s) as usize)
+            .sum();
+        if chunk.len() <= kept + kept / 4 + 256 {
+            continue;
+        }
+        let mut text = String::with_capacity(kept);
+        let mut at = 0u32;
+        for r in b.ranges.as_mut_slice().iter_mut() {
+            text.push_str(chunk.get(r.0 as usize..r.1 as usize).unwrap_or_default());
+            let len = r.1.saturating_sub(r.0);
+            *r = (at, at + len);
+            at += len;
+        }
+        b.text = BlockText::Shared(Arc::from(text));
     }
 }
 
@@ -847,7 +894,7 @@ impl EventLog {
                             redraw: out.redraw,
                             at: out.at,
                             text: BlockText::Owned(text),
-                            ranges: vec![(0, len)],
+                            ranges: Ranges::One((0, len)),
                         });
                         st.evict(limits, pinned, 1);
                     }
@@ -1176,7 +1223,7 @@ impl Bus {
                     match item {
                         Item::Out(o) => q.push_output(job, self.output_cap, o.clone()),
                         Item::Lines(lines) => {
-                            for &(start, end) in &lines.ranges {
+                            for &(start, end) in lines.ranges.as_slice() {
                                 let o = OutLine {
                                     stream: lines.stream,
                                     redraw: false,

@@ -12,7 +12,7 @@ use crate::event::{Event, Stream};
 use crate::interpreter::{Context, Interpreter, InterpreterEvent, Line};
 use crate::output::{strip_ansi, OutputLine, Segment, SegmentKind};
 
-use super::super::log::{lock, EventLog, Item, Lines, OutLine, Text};
+use super::super::log::{lock, EventLog, Item, Lines, OutLine, Ranges, Text};
 use super::super::pipe::Pipe;
 use super::super::RawOutputPolicy;
 use super::Driver;
@@ -179,7 +179,8 @@ impl Driver {
         let bytes = chunk.as_bytes();
         if self.raw.is_none() && self.entry.ring.is_none() && !self.interp.is_active() {
             // Nothing looks at the lines one by one: just cut them.
-            let mut ranges = Vec::with_capacity(bytes.len() / 16 + 1);
+            // Exactly sized: the ring keeps it (and counts only the lines).
+            let mut ranges = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
                 let end = if nl > start && bytes[nl - 1] == b'\r' {
@@ -194,7 +195,7 @@ impl Driver {
                 stream,
                 at,
                 chunk: Arc::clone(chunk),
-                ranges,
+                ranges: Ranges::Many(ranges),
             }));
             return;
         }
@@ -252,7 +253,7 @@ impl Driver {
                 stream,
                 at,
                 chunk: Arc::clone(chunk),
-                ranges: vec![range],
+                ranges: Ranges::One(range),
             })),
         }
         for ie in interpreted {
