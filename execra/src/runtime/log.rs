@@ -465,6 +465,8 @@ struct Block {
     bytes_before: u64,
     /// Lines before this one were evicted.
     first: usize,
+    /// Counted bytes of the lines from `first` on.
+    kept_bytes: u64,
     stream: Stream,
     redraw: bool,
     at: SystemTime,
@@ -616,6 +618,7 @@ impl LogState {
         block.bytes_before = self.bytes_total;
         let n = block.len();
         let bytes = block.bytes_at(n) - block.bytes_before;
+        block.kept_bytes = bytes;
         self.next_seq += n as u64;
         self.outputs_total += n as u64;
         self.bytes_total += bytes;
@@ -636,7 +639,25 @@ impl LogState {
             if front.seq + front.first as u64 >= keep_from {
                 break;
             }
+            // The whole rest of the block, if one by one it would all go:
+            // the condition still holds before its last line goes.
+            let rest = front.len() - front.first;
+            if rest > 1 {
+                let last = front.len() - 1;
+                let lines = self.output_lines - (rest - 1);
+                let bytes = self.output_bytes + front.size(last) - front.kept_bytes as usize;
+                if front.seq + (last as u64) < keep_from
+                    && lines > min_kept
+                    && (lines > limits.lines || bytes > limits.bytes)
+                {
+                    self.output_lines -= rest;
+                    self.output_bytes -= front.kept_bytes as usize;
+                    self.output.pop_front();
+                    continue;
+                }
+            }
             let size = front.size(front.first);
+            front.kept_bytes -= size as u64;
             front.first += 1;
             let emptied = front.first >= front.len();
             self.output_lines -= 1;
@@ -872,6 +893,7 @@ impl EventLog {
                             ord: 0,
                             bytes_before: 0,
                             first: 0,
+                            kept_bytes: 0,
                             stream: lines.stream,
                             redraw: false,
                             at: lines.at,
@@ -890,6 +912,7 @@ impl EventLog {
                             ord: 0,
                             bytes_before: 0,
                             first: 0,
+                            kept_bytes: 0,
                             stream: out.stream,
                             redraw: out.redraw,
                             at: out.at,
@@ -1304,5 +1327,87 @@ impl BusReceiver {
 impl Drop for BusReceiver {
     fn drop(&mut self) {
         self.sub.gone.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_item(texts: &[String]) -> Item {
+        let mut chunk = String::new();
+        let mut ranges = Vec::new();
+        for t in texts {
+            let start = chunk.len() as u32;
+            chunk.push_str(t);
+            ranges.push((start, chunk.len() as u32));
+            chunk.push('\n');
+        }
+        Item::Lines(Lines {
+            stream: Stream::Stdout,
+            at: SystemTime::now(),
+            chunk: Arc::from(chunk),
+            ranges: Ranges::Many(ranges),
+        })
+    }
+
+    /// Blocks of many sizes through a ring bounded by lines and bytes: a
+    /// late reader gets exactly the newest lines the bounds allow (each
+    /// line counted as its length plus 64, the newest always kept) and one
+    /// `output_skipped` for the rest, as evicting line by line would give.
+    #[test]
+    fn eviction_keeps_the_newest_lines_within_the_bounds() {
+        let mut seed = 7u64;
+        let mut rand = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..200 {
+            let limits = RingLimits {
+                lines: 1 + rand(40) as usize,
+                bytes: 64 + rand(4000) as usize,
+            };
+            let log = Arc::new(EventLog::new(JobId::new(), limits));
+            let mut all = Vec::new();
+            for _ in 0..(1 + rand(12)) {
+                let texts: Vec<String> = (0..(1 + rand(30)))
+                    .map(|_| {
+                        let i = all.len();
+                        let t = format!("{i}:{}", "x".repeat(rand(200) as usize));
+                        all.push(t.clone());
+                        t
+                    })
+                    .collect();
+                log.append([lines_item(&texts)]);
+            }
+            // The reference: the longest suffix within both bounds, at
+            // least one line.
+            let (mut kept, mut bytes) = (0usize, 0usize);
+            for t in all.iter().rev() {
+                let size = t.len() + 64;
+                if kept > 0 && (kept + 1 > limits.lines || bytes + size > limits.bytes) {
+                    break;
+                }
+                kept += 1;
+                bytes += size;
+            }
+            let mut cursor = log.cursor(None);
+            let mut out = Local::default();
+            while let Read::Some = cursor.try_read(&mut out) {}
+            let mut got = Vec::new();
+            let mut skipped = 0;
+            while let Some(ev) = out.pop() {
+                match ev {
+                    Event::OutputAppended { line, .. } => got.push(line),
+                    Event::OutputSkipped { count, .. } => skipped += count,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(got, all[all.len() - kept..], "round {round}: {limits:?}");
+            assert_eq!(skipped as usize, all.len() - kept, "round {round}");
+            assert_eq!(lock(&log.state).output_bytes, bytes, "round {round}");
+        }
     }
 }
