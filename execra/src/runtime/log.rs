@@ -1,6 +1,6 @@
 //! Event logs: how events get from one producer (a job's driver) to any
-//! number of consumers without the producer ever waiting and without losing
-//! anything that matters.
+//! number of consumers without the producer waiting (beyond what a
+//! subscriber asks for, below) and without losing anything that matters.
 //!
 //! - [`EventLog`] is one job's append-only log. Structural events (everything
 //!   but `output_appended`) are kept in full; output lines sit in a ring
@@ -22,9 +22,10 @@
 //! 8 bytes per line, no per-line entry, reference count or timestamp: every
 //! line of a read has the read's `at`). Other lines (redacted, assembled
 //! across reads, cut at the cap, redraws) are blocks of one line with their
-//! own string. Eviction moves the front block's first line; a sealed log
-//! copies the lines it keeps into one string ([`repack`]), so a finished
-//! job does not pin whole reads. A line counts as its length plus 64 bytes
+//! own string. Eviction drops whole front blocks, or moves the front
+//! block's first line; a sealed log gives a block whose read is much bigger
+//! than what it keeps a string of its own ([`repack`]), so a finished job
+//! does not pin whole reads. A line counts as its length plus 64 bytes
 //! against the ring's byte bound, as before (its real cost is now its
 //! length plus 8).
 //!
@@ -43,6 +44,14 @@
 //! while any such cursor is more than its budget behind. Each read of a
 //! backpressure cursor (and dropping it) wakes the driver through
 //! [`EventLog::room`].
+//!
+//! **Catching up.** A [`Lag::Skip`](super::Lag) cursor is skipped when it
+//! falls behind the ring, but one that keeps reading gets a chance first:
+//! after each append the log notes whether such a cursor is in the older
+//! half of a ring at least half full ([`EventLog::behind`]); the driver then
+//! waits in [`EventLog::catch_up`] (bounded; see
+//! `driver::lines::catch_up_budget`) until the cursor has reached the
+//! middle, which wakes it.
 //!
 //! **Superseded state events** are coalesced in the replay log: a
 //! `progress_updated` followed by a newer one is dropped, likewise
