@@ -552,6 +552,10 @@ fn state_key(ev: &Event) -> Option<StateKey> {
     }
 }
 
+/// A [`Lag::Skip`](super::Lag) cursor with more structural events than
+/// this unread is waited for (see [`LogState::skip_cursor_behind`]).
+const STRUCTURAL_LAG: usize = 4096;
+
 /// Structural entries kept before the first compaction is tried.
 const COMPACT_FIRST: usize = 1024;
 
@@ -599,10 +603,13 @@ impl LogState {
         min
     }
 
-    /// Is a live [`Lag::Skip`](super::Lag) cursor in danger of being
-    /// skipped: the ring is at least half full and the cursor still has
-    /// the older half of it to read?
-    /// Returns such a cursor, and the sequence number it has to reach.
+    /// Is a live [`Lag::Skip`](super::Lag) cursor falling behind: in
+    /// danger of being skipped (the ring is at least half full and the
+    /// cursor still has the older half of it to read), or holding more than
+    /// [`STRUCTURAL_LAG`] structural events unread (which cannot be
+    /// coalesced until it has read them)? Returns such a cursor, and the
+    /// sequence number it has to reach: the ring's middle, and half that
+    /// many structural events from the end.
     fn skip_cursor_behind(&self) -> Option<(Arc<CursorShared>, u64)> {
         let half_full = self.output_lines * 2 >= self.limits.lines
             || self.output_bytes * 2 >= self.limits.bytes;
@@ -610,11 +617,30 @@ impl LogState {
             Some(front) if half_full => front.seq + (front.first + self.output_lines / 2) as u64,
             _ => 0,
         };
+        let n = self.structural.len();
+        let (too_far, structural_target) = match n.checked_sub(STRUCTURAL_LAG) {
+            Some(i) => (
+                self.structural.get(i).map_or(0, |e| e.seq),
+                self.structural
+                    .get(n - STRUCTURAL_LAG / 2)
+                    .map_or(0, |e| e.seq),
+            ),
+            None => (0, 0),
+        };
         let cursor = self.cursors.iter().filter_map(Weak::upgrade).find(|c| {
             let pos = c.pos.load(Ordering::Acquire);
-            c.backpressure.is_none() && pos < middle && c.stalled_at.load(Ordering::Relaxed) != pos
+            c.backpressure.is_none()
+                && (pos < middle || pos <= too_far && n > STRUCTURAL_LAG)
+                && c.stalled_at.load(Ordering::Relaxed) != pos
         })?;
-        Some((cursor, middle))
+        let pos = cursor.pos.load(Ordering::Acquire);
+        let target = if pos < middle { middle } else { 0 };
+        let target = if n > STRUCTURAL_LAG && pos <= too_far {
+            target.max(structural_target)
+        } else {
+            target
+        };
+        Some((cursor, target))
     }
 
     /// Add a block of output lines at the end of the ring.

@@ -20,8 +20,10 @@ pub enum Lag {
     ///
     /// A subscriber that keeps reading gets a chance to keep up with a
     /// burst: when it has fallen into the older half of the job's output
-    /// ring (and the ring is at least half full), the runtime pauses
-    /// reading the job's pipes until it has caught up — as long as it
+    /// ring (and the ring is at least half full), or more than 4096 other
+    /// events behind (which it will be sent, so the job keeps them), the
+    /// runtime pauses reading the job's pipes until it has caught up
+    /// (halfway) — as long as it
     /// keeps reading (one that reads nothing for 20 ms is not waited for
     /// again until it reads on), at most 20 ms at a time, and for at most
     /// three quarters of the job's run time in all (at least 100 ms). So a

@@ -59,9 +59,11 @@ impl Driver {
     /// A subscriber reads in parallel with the driver (on another worker
     /// after [`hand_over`], or on the `block_on` thread), and reading a
     /// pipe is usually cheaper than consuming events: such a subscriber that reads
-    /// every line would soon be left behind the ring. When one is in the
-    /// older half of a ring at least half full ([`EventLog::behind`]), the
-    /// driver stops reading until it has caught up
+    /// every line would soon be left behind the ring (or, for a chatty
+    /// interpreter, make the log keep thousands of events it has not read).
+    /// When one is in the older half of a ring at least half full, or
+    /// thousands of events behind ([`EventLog::behind`]), the driver stops
+    /// reading until it has caught up
     /// ([`EventLog::catch_up`]): at most [`MAX_CATCH_UP`] at a time, and in
     /// all at most three quarters of the time the job has run (or
     /// [`MIN_CATCH_UP_BUDGET`] if more), so a subscriber that reads,
