@@ -226,7 +226,9 @@ fn specs(chosen: &[&str], pub_bigline: u64) -> Vec<(String, Impl, Spec)> {
     for &s in chosen {
         let mut add = |label: &str, f: &dyn Fn(Impl) -> Spec| {
             for imp in IMPLS {
-                if imp == Impl::Raw && label == "lines-main" {
+                if imp == Impl::Raw && label == "lines-main"
+                    || imp != Impl::Ours && label == "lines-batch"
+                {
                     continue;
                 }
                 out.push((label.to_string(), imp, f(imp)));
@@ -237,12 +239,20 @@ fn specs(chosen: &[&str], pub_bigline: u64) -> Vec<(String, Impl, Spec)> {
                 add("lines", &|_| Spec::Lines {
                     n: LINES,
                     on_main: false,
+                    batch: false,
+                });
+                // Ours read with `next_batch` (the published crate has none).
+                add("lines-batch", &|_| Spec::Lines {
+                    n: LINES,
+                    on_main: false,
+                    batch: true,
                 });
                 // Diagnostic: the subscriber on the block_on thread, which is
                 // not a tokio worker (raw has no subscriber, so no variant).
                 add("lines-main", &|_| Spec::Lines {
                     n: LINES,
                     on_main: true,
+                    batch: false,
                 });
             }
             "bigline" => add("bigline", &|imp| Spec::BigLine {
@@ -436,6 +446,28 @@ fn print_table(res: &Results, pub_bigline: u64) {
             goal: "ours ÷ raw ≥ 0.6",
             met: met(rate(Ours).zip(rate(Raw)).map(|(o, r)| o / r >= 0.6)),
         });
+        if has("lines-batch") {
+            let delivered = res.median("lines-batch", Ours, "delivered");
+            let all = res
+                .worst("lines-batch", Ours, "delivered", true)
+                .map(|d| d as u64 == LINES);
+            let rate_batch = res
+                .median("lines-batch", Ours, "secs")
+                .map(|s| LINES as f64 / s);
+            let cell = delivered
+                .zip(rate_batch)
+                .map(|(d, r)| format!("{:.1} %, {}", d / LINES as f64 * 100.0, kl(r)));
+            rows.push(Row {
+                scenario: "",
+                figure: "same, read with `next_batch(…, 1024)` (delivered, throughput)".into(),
+                cells: [cell.unwrap_or_else(|| "—".into()), "—".into(), "—".into()],
+                ratios: [ratio(rate_batch, rate(Raw)), "—".into()],
+                goal: "100 %, ours ÷ raw ≥ 0.6",
+                met: met(all
+                    .zip(rate_batch.zip(rate(Raw)))
+                    .map(|(a, (o, r))| a && o / r >= 0.6)),
+            });
+        }
         if has("lines-main") {
             let pct = |i| {
                 res.median("lines-main", i, "delivered")

@@ -16,7 +16,7 @@ async fn warmup(rt: &Runtime) {
 pub async fn run(spec: &Spec) -> Report {
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n, on_main } => {
+        Spec::Lines { n, on_main, batch } => {
             let rt = Runtime::new();
             warmup(&rt).await;
             let probe = Probe::start();
@@ -24,13 +24,26 @@ pub async fn run(spec: &Spec) -> Report {
             let h = rt
                 .spawn(Command::new("seq").arg(n.to_string()))
                 .expect("ours: spawn seq");
-            // Batched consumption (one wake-up per batch of events).
             let mut events = h.subscribe();
+            let batched = *batch;
             let consumer = async move {
                 let (mut lines, mut skipped, mut finalized) = (0u64, 0u64, false);
-                let mut batch = Vec::with_capacity(1024);
-                while events.next_batch(&mut batch, 1024).await > 0 {
-                    for ev in batch.drain(..) {
+                if batched {
+                    // Batched consumption (one wake-up per batch of events).
+                    let mut batch = Vec::with_capacity(1024);
+                    while events.next_batch(&mut batch, 1024).await > 0 {
+                        for ev in batch.drain(..) {
+                            match ev {
+                                Event::OutputAppended { .. } => lines += 1,
+                                Event::OutputSkipped { count, .. } => skipped += count,
+                                Event::Finalized { .. } => finalized = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                } else {
+                    // The plain documented way.
+                    while let Some(ev) = events.next().await {
                         match ev {
                             Event::OutputAppended { .. } => lines += 1,
                             Event::OutputSkipped { count, .. } => skipped += count,

@@ -98,7 +98,7 @@ async fn run_counted(
 pub async fn run(spec: &Spec) -> Report {
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n, on_main } => {
+        Spec::Lines { n, on_main, .. } => {
             let rt = Runtime::new();
             warmup(&rt).await;
             let probe = Probe::start();

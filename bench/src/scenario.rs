@@ -19,8 +19,9 @@ pub fn bigline_script(bytes: u64) -> String {
 #[derive(Debug, Clone)]
 pub enum Spec {
     /// `seq n`, one subscriber: a spawned task (`on_main = false`), or the
-    /// `block_on` thread itself, which is not a worker (`on_main = true`).
-    Lines { n: u64, on_main: bool },
+    /// `block_on` thread itself, which is not a worker (`on_main = true`);
+    /// reading with `next()` or (`batch`, ours only) `next_batch`.
+    Lines { n: u64, on_main: bool, batch: bool },
     /// One line of `bytes` without a newline.
     BigLine { bytes: u64 },
     /// `total` `true` jobs, `wave` at a time; RSS at each checkpoint.
@@ -40,10 +41,11 @@ impl Spec {
     /// Arguments after `child <impl>` that rebuild this spec.
     pub fn to_args(&self) -> Vec<String> {
         match self {
-            Spec::Lines { n, on_main } => vec![
+            Spec::Lines { n, on_main, batch } => vec![
                 "lines".into(),
                 n.to_string(),
                 if *on_main { "main" } else { "task" }.into(),
+                if *batch { "batch" } else { "next" }.into(),
             ],
             Spec::BigLine { bytes } => vec!["bigline".into(), bytes.to_string()],
             Spec::Finished {
@@ -77,6 +79,7 @@ impl Spec {
             "lines" => Spec::Lines {
                 n: num(1)?,
                 on_main: args.get(2)? == "main",
+                batch: args.get(3).is_some_and(|a| a == "batch"),
             },
             "bigline" => Spec::BigLine { bytes: num(1)? },
             "finished" => Spec::Finished {

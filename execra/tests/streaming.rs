@@ -287,3 +287,132 @@ async fn memory_only_output_is_readable_and_freed_with_the_job() {
     rt.spawn(Command::new("true")).unwrap().await;
     assert!(matches!(rt.output(id), Err(execra::Error::UnknownJob(_))));
 }
+
+/// Whatever a job writes, in whatever pieces, its lines arrive as the line
+/// splitter cuts the same bytes: plain runs of lines (which skip the
+/// splitter, see `runtime::pipe`) and everything else (`\r\n` and bare
+/// `\r`, multi-byte characters and invalid UTF-8 split across writes, lines
+/// over the cap) alike, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_match_the_splitter_whatever_the_pieces() {
+    use execra::output::{LineSplitter, SegmentKind};
+
+    let cap = 64;
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    // Plain lines, many per write (the fast path), CRLF among them.
+    let plain: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    pieces.push(plain.into_bytes());
+    pieces.push(b"a\r\nb\r\nc\r\n".to_vec());
+    // A line begun in one write and ended in the next, then plain lines.
+    pieces.push(b"begun ".to_vec());
+    pieces.push(b"ended\nx\ny\nz".to_vec());
+    // A multi-byte character cut in half between writes, then invalid bytes.
+    let euro = "€".as_bytes();
+    pieces.push([b"price 5".as_slice(), &euro[..1]].concat());
+    pieces.push([&euro[1..], b"\nbad \xff\xfe bytes\n".as_slice()].concat());
+    // Bare carriage returns (redraws) next to complete lines.
+    pieces.push(b"10%\r20%\r100%\ndone\n".to_vec());
+    // A `\r` at the end of one write, `\n` at the start of the next.
+    pieces.push(b"split crlf\r".to_vec());
+    pieces.push(b"\nafter\n".to_vec());
+    // Lines longer than the cap, inside a write full of short ones.
+    pieces.push(format!("short\n{}\nshort again\n", "y".repeat(150)).into_bytes());
+    pieces.push("é".repeat(100).into_bytes());
+    pieces.push(b"\nlast line without newline".to_vec());
+
+    let dir = tempfile::tempdir().unwrap();
+    for (i, p) in pieces.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i:03}")), p).unwrap();
+    }
+    let script = format!(
+        "for f in {}/*; do cat \"$f\"; sleep 0.02; done",
+        dir.path().display()
+    );
+    let rt = Runtime::builder().max_line_length(cap).build().unwrap();
+    let h = rt.spawn(Command::sh(script)).unwrap();
+    let mut events = h.subscribe();
+    let mut got = Vec::new();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Event::OutputAppended {
+                line,
+                redraw: false,
+                ..
+            } => got.push(line),
+            Event::OutputSkipped { count, .. } => panic!("{count} lines skipped"),
+            _ => {}
+        }
+    }
+    assert!(h.await.is_success());
+
+    let mut splitter = LineSplitter::new(cap);
+    let mut segs = Vec::new();
+    splitter.push(&pieces.concat(), &mut segs);
+    splitter.finish(&mut segs);
+    let want: Vec<String> = segs
+        .into_iter()
+        .filter(|s| s.kind == SegmentKind::Line)
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(got.len(), want.len(), "same number of lines");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "line {i}");
+    }
+    assert!(got.contains(&"zprice 5€".to_string()));
+    assert!(got.contains(&"split crlf".to_string()));
+    assert!(got.contains(&"bad \u{FFFD}\u{FFFD} bytes".to_string()));
+}
+
+/// An ordinary subscriber on another thread (here: another runtime's
+/// thread, as a `block_on` caller is) reads in parallel with the job, and
+/// reading a pipe is cheaper than consuming events: without help it would
+/// fall behind a small ring at once. While it keeps reading, the driver
+/// lets it catch up, so it gets (nearly) every line of a burst; whatever it
+/// misses is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_keeps_reading_catches_up_with_a_burst() {
+    // A ring of 20,000 lines: two pipe reads' worth of `seq`'s lines.
+    let rt = Runtime::builder()
+        .output_buffer(20_000, 4 << 20)
+        .build()
+        .unwrap();
+    let h = rt.spawn(Command::new("seq").arg("300000")).unwrap();
+    let mut events = h.subscribe();
+    let reader = std::thread::spawn(move || {
+        let local = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        local.block_on(async move {
+            let (mut lines, mut skipped, mut last) = (0u64, 0u64, 0u64);
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Event::OutputAppended { line, .. } => {
+                        let n: u64 = line.parse().unwrap();
+                        assert!(n > last, "in order");
+                        last = n;
+                        lines += 1;
+                        if lines % 20_000 == 0 {
+                            // Slower than reading the pipe, but reading.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    }
+                    Event::OutputSkipped { count, .. } => skipped += count,
+                    _ => {}
+                }
+            }
+            (lines, skipped)
+        })
+    });
+    assert!(h.await.is_success());
+    let (lines, skipped) = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(lines + skipped, 300_000, "every line delivered or counted");
+    // A reader left to itself misses most of them. (Not all: one descheduled for longer than the driver's patience
+    // on a loaded machine is skipped for a while.)
+    assert!(
+        lines >= 270_000,
+        "only {lines} of 300000 lines delivered ({skipped} skipped)"
+    );
+}

@@ -72,6 +72,17 @@ impl LineSplitter {
         self.buf.len()
     }
 
+    /// `true` when no line is under way (nothing buffered, no `\r`
+    /// waiting for its next byte): the next byte starts a new line.
+    pub fn is_clean(&self) -> bool {
+        self.buf.is_empty() && !self.pending_cr
+    }
+
+    /// The length cap given to [`new`](Self::new).
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
     /// Feed bytes; completed segments are appended to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Segment>) {
         if bytes.is_empty() {

@@ -1,6 +1,6 @@
 //! Event logs: how events get from one producer (a job's driver) to any
-//! number of consumers without the producer ever waiting and without losing
-//! anything that matters.
+//! number of consumers without the producer waiting (beyond what a
+//! subscriber asks for, below) and without losing anything that matters.
 //!
 //! - [`EventLog`] is one job's append-only log. Structural events (everything
 //!   but `output_appended`) are kept in full; output lines sit in a ring
@@ -16,6 +16,26 @@
 //! Producers append whole batches (one pipe read's worth of lines) under one
 //! lock and wake the consumers once per batch.
 //!
+//! **Output as ranges.** A pipe read's complete plain lines arrive as one
+//! string and the lines' `(start, end)` ranges ([`Item::Lines`]); the ring
+//! keeps them that way, as a [`Block`] per read (one allocation per read,
+//! 8 bytes per line, no per-line entry, reference count or timestamp: every
+//! line of a read has the read's `at`). Other lines (redacted, assembled
+//! across reads, cut at the cap, redraws) are blocks of one line with their
+//! own string. Eviction drops whole front blocks, or moves the front
+//! block's first line; a sealed log gives a block whose read is much bigger
+//! than what it keeps a string of its own ([`repack`]), so a finished job
+//! does not pin whole reads. A line counts as its length plus 64 bytes
+//! against the ring's byte bound, as before (its real cost is now its
+//! length plus 8).
+//!
+//! **Reading.** A cursor copies up to [`READ_BATCH`] events under one lock
+//! into its consumer's [`Local`] buffer: a run of lines of one read is one
+//! entry (the read's string, referenced once, and the ranges, copied with
+//! one `memcpy`). Each [`Event`] is built only when the consumer takes it,
+//! in the consumer's own slot: one allocation per line (its `String`), no
+//! 256-byte event moved around before that.
+//!
 //! **Backpressure cursors.** A job cursor opened with
 //! [`Lag::Backpressure`](super::Lag) is never skipped: output lines it has not
 //! read yet are pinned in the ring (the ring may exceed its own limits by up
@@ -24,6 +44,14 @@
 //! while any such cursor is more than its budget behind. Each read of a
 //! backpressure cursor (and dropping it) wakes the driver through
 //! [`EventLog::room`].
+//!
+//! **Catching up.** A [`Lag::Skip`](super::Lag) cursor is skipped when it
+//! falls behind the ring, but one that keeps reading gets a chance first:
+//! after each append the log notes whether such a cursor is in the older
+//! half of a ring at least half full ([`EventLog::behind`]); the driver then
+//! waits in [`EventLog::catch_up`] (bounded; see
+//! `driver::lines::catch_up_budget`) until the cursor has reached the
+//! middle, which wakes it.
 //!
 //! **Superseded state events** are coalesced in the replay log: a
 //! `progress_updated` followed by a newer one is dropped, likewise
@@ -46,50 +74,114 @@ use tokio::sync::Notify;
 use crate::event::{Event, Stream};
 use crate::job::JobId;
 
-/// One output line as a log keeps it: compact (the job id is the log's), so
-/// a chatty job moves a quarter of the bytes a full [`Event`] would.
+/// Memory one output line is counted as, beyond its text.
+const LINE_OVERHEAD: usize = 64;
+
+/// An output line's text: a range of a string shared by several lines (a
+/// pipe read's complete lines), or a string of its own (lines that were
+/// redacted, stripped of escapes, cut at the length cap, or assembled
+/// across reads).
+#[derive(Clone)]
+pub(crate) enum Text {
+    /// `chunk[start..end]`.
+    Shared {
+        chunk: Arc<str>,
+        start: u32,
+        end: u32,
+    },
+    /// Its own string.
+    Owned(String),
+}
+
+impl Text {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Text::Shared { chunk, start, end } => chunk
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+
+    /// The text as an owned string (a copy for a shared range).
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            Text::Shared { .. } => self.as_str().to_owned(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// One output line of its own, as a driver hands it over (see [`Item`]).
 #[derive(Clone)]
 pub(crate) struct OutLine {
     pub stream: Stream,
     pub redraw: bool,
     pub at: SystemTime,
-    pub line: String,
+    pub line: Text,
 }
 
-impl OutLine {
-    /// Approximate memory held.
-    fn bytes(&self) -> usize {
-        self.line.capacity() + 64
-    }
+/// The `(start, end)` ranges of a block's lines: one inline (a line of its
+/// own, or a read with one line: no allocation), or many.
+#[derive(Clone, Debug)]
+pub(crate) enum Ranges {
+    One((u32, u32)),
+    Many(Vec<(u32, u32)>),
 }
 
-/// An event on its way to a consumer, kept compact until it is handed out.
-pub(crate) enum Pending {
-    Out(JobId, OutLine),
-    Event(Box<Event>),
-}
-
-impl Pending {
-    pub(crate) fn into_event(self) -> Event {
+impl Ranges {
+    pub(crate) fn as_slice(&self) -> &[(u32, u32)] {
         match self {
-            Pending::Out(job, o) => Event::OutputAppended {
-                job,
-                stream: o.stream,
-                line: o.line,
-                redraw: o.redraw,
-                at: o.at,
-            },
-            Pending::Event(e) => *e,
+            Ranges::One(r) => std::slice::from_ref(r),
+            Ranges::Many(v) => v,
         }
     }
 
-    fn is_output(&self) -> bool {
-        matches!(self, Pending::Out(..))
+    fn as_mut_slice(&mut self) -> &mut [(u32, u32)] {
+        match self {
+            Ranges::One(r) => std::slice::from_mut(r),
+            Ranges::Many(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Add a line.
+    pub(crate) fn push(&mut self, r: (u32, u32)) {
+        match self {
+            Ranges::One(first) => *self = Ranges::Many(vec![*first, r]),
+            Ranges::Many(v) => v.push(r),
+        }
+    }
+
+    /// Forget the first `n` lines (fewer than all).
+    fn drain_front(&mut self, n: usize) {
+        if let Ranges::Many(v) = self {
+            v.drain(..n.min(v.len()));
+            v.shrink_to_fit();
+        }
     }
 }
 
-/// What a driver appends to a log: an output line, or any other event.
+/// Complete lines cut from one string (a pipe read's), as ranges: what the
+/// driver hands over for a read's plain lines, and how the log keeps them.
+pub(crate) struct Lines {
+    pub stream: Stream,
+    /// When the read returned (one time for all its lines).
+    pub at: SystemTime,
+    pub chunk: Arc<str>,
+    /// `(start, end)` of each line in `chunk`.
+    pub ranges: Ranges,
+}
+
+/// What a driver appends to a log: output lines, or any other event.
 pub(crate) enum Item {
+    /// Plain lines of one read, as ranges of one string.
+    Lines(Lines),
+    /// One line (or redraw) with its own text.
     Out(OutLine),
     Event(Box<Event>),
 }
@@ -99,11 +191,245 @@ impl Item {
         Item::Event(Box::new(ev))
     }
 
-    /// The event, unless this is an output line.
+    /// The event, unless this is output.
     pub(crate) fn structural(&self) -> Option<&Event> {
         match self {
             Item::Event(e) => Some(e),
-            Item::Out(_) => None,
+            Item::Out(_) | Item::Lines(_) => None,
+        }
+    }
+}
+
+/// An event on its way to a consumer, kept compact until it is handed out
+/// (see [`Local`]).
+pub(crate) enum Pending {
+    /// An output line with its own text (or a reference to its read).
+    Out(JobId, OutLine),
+    /// Output lines whose texts are `ranges[next..end]` of the [`Local`]
+    /// buffer, in its chunk `chunk`.
+    Run {
+        job: JobId,
+        stream: Stream,
+        at: SystemTime,
+        chunk: u32,
+        next: u32,
+        end: u32,
+    },
+    Event(Box<Event>),
+}
+
+impl Pending {
+    /// How many output lines this is.
+    fn outputs(&self) -> usize {
+        match self {
+            Pending::Out(..) => 1,
+            Pending::Run { next, end, .. } => (end - next) as usize,
+            Pending::Event(_) => 0,
+        }
+    }
+}
+
+/// `chunk[s..e]` (empty if out of bounds, which cannot happen).
+#[inline]
+fn slice(chunk: Option<&Arc<str>>, s: u32, e: u32) -> &str {
+    chunk
+        .and_then(|c| c.get(s as usize..e as usize))
+        .unwrap_or_default()
+}
+
+/// A consumer's local buffer: events copied out of a log (or a bus queue)
+/// under one lock, materialised into [`Event`]s one by one as the consumer
+/// takes them. A run of lines of one read is one entry: a reference to the
+/// read's string and the lines' ranges, copied in one go.
+#[derive(Default)]
+pub(crate) struct Local {
+    items: VecDeque<Pending>,
+    chunks: Vec<Arc<str>>,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl Local {
+    /// A buffer holding these events.
+    pub(crate) fn of_events(events: Vec<Event>) -> Self {
+        Local {
+            items: events
+                .into_iter()
+                .map(|e| Pending::Event(Box::new(e)))
+                .collect(),
+            ..Local::default()
+        }
+    }
+
+    /// `true` when nothing is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many events are buffered.
+    pub(crate) fn len(&self) -> usize {
+        self.items.iter().map(|p| p.outputs().max(1)).sum()
+    }
+
+    /// Take the oldest buffered event.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        // Two calls, each building its event in the caller's slot (a
+        // 256-byte event is not copied around on the way out).
+        if let Some(Pending::Run { .. }) = self.items.front() {
+            self.pop_line()
+        } else {
+            self.pop_other()
+        }
+    }
+
+    /// [`pop`](Self::pop) for a run of lines: its next line.
+    #[inline(never)]
+    fn pop_line(&mut self) -> Option<Event> {
+        let Some(Pending::Run {
+            job,
+            stream,
+            at,
+            chunk,
+            next,
+            end,
+        }) = self.items.front_mut()
+        else {
+            return None;
+        };
+        let (job, stream, at) = (*job, *stream, *at);
+        let (s, e) = self.ranges.get(*next as usize).copied().unwrap_or((0, 0));
+        let line = slice(self.chunks.get(*chunk as usize), s, e).to_owned();
+        *next += 1;
+        if *next >= *end {
+            self.pop_front();
+        }
+        // Built last, straight into the caller's slot.
+        Some(Event::OutputAppended {
+            job,
+            stream,
+            line,
+            redraw: false,
+            at,
+        })
+    }
+
+    /// Drop the front entry; forget the chunks once nothing refers to them.
+    fn pop_front(&mut self) {
+        self.items.pop_front();
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+    }
+
+    /// [`pop`](Self::pop) for anything but a run of lines.
+    #[inline(never)]
+    fn pop_other(&mut self) -> Option<Event> {
+        let ev = match self.items.pop_front()? {
+            Pending::Out(job, o) => Event::OutputAppended {
+                job,
+                stream: o.stream,
+                line: o.line.into_string(),
+                redraw: o.redraw,
+                at: o.at,
+            },
+            Pending::Event(e) => *e,
+            Pending::Run { .. } => return None,
+        };
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+        Some(ev)
+    }
+
+    /// Move up to `max` buffered events to the end of `out`; returns how
+    /// many.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.items.front_mut() {
+                None => break,
+                Some(Pending::Run {
+                    job,
+                    stream,
+                    at,
+                    chunk,
+                    next,
+                    end,
+                }) => {
+                    // A run of lines: each event is built in its place.
+                    let text = self.chunks.get(*chunk as usize);
+                    let k = ((*end - *next) as usize).min(max - n);
+                    let from = *next as usize;
+                    out.reserve(k);
+                    for &(s, e) in self.ranges.get(from..from + k).unwrap_or_default() {
+                        out.push(Event::OutputAppended {
+                            job: *job,
+                            stream: *stream,
+                            line: slice(text, s, e).to_owned(),
+                            redraw: false,
+                            at: *at,
+                        });
+                    }
+                    *next += k as u32;
+                    n += k;
+                    if *next >= *end {
+                        self.items.pop_front();
+                    }
+                }
+                Some(_) => match self.pop() {
+                    Some(ev) => {
+                        out.push(ev);
+                        n += 1;
+                    }
+                    None => break,
+                },
+            }
+        }
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+        n
+    }
+
+    fn push_event(&mut self, ev: Event) {
+        self.items.push_back(Pending::Event(Box::new(ev)));
+    }
+
+    /// Buffer lines `from..to` of `block`, of `job`'s log.
+    fn push_block(&mut self, job: JobId, block: &Block, from: usize, to: usize) {
+        match &block.text {
+            BlockText::Shared(chunk) => {
+                let idx = match self.chunks.last() {
+                    Some(last) if Arc::ptr_eq(last, chunk) => self.chunks.len() - 1,
+                    _ => {
+                        self.chunks.push(Arc::clone(chunk));
+                        self.chunks.len() - 1
+                    }
+                };
+                let next = self.ranges.len();
+                self.ranges
+                    .extend_from_slice(&block.ranges.as_slice()[from..to]);
+                self.items.push_back(Pending::Run {
+                    job,
+                    stream: block.stream,
+                    at: block.at,
+                    chunk: idx as u32,
+                    next: next as u32,
+                    end: self.ranges.len() as u32,
+                });
+            }
+            BlockText::Owned(text) => self.items.push_back(Pending::Out(
+                job,
+                OutLine {
+                    stream: block.stream,
+                    redraw: block.redraw,
+                    at: block.at,
+                    line: Text::Owned(text.clone()),
+                },
+            )),
         }
     }
 }
@@ -129,14 +455,68 @@ struct Entry {
     event: Event,
 }
 
-struct OutEntry {
+enum BlockText {
+    /// Lines are ranges of this string.
+    Shared(Arc<str>),
+    /// One line (or redraw): this string.
+    Owned(String),
+}
+
+/// Consecutive output lines of one stream, appended together: a pipe
+/// read's plain lines (ranges of one string), or one line of its own. The
+/// ring keeps blocks; its front block may have lost its first lines.
+struct Block {
+    /// Sequence number of line 0 (a block's lines have consecutive ones).
     seq: u64,
-    /// This line's ordinal among the job's output lines.
+    /// Ordinal of line 0 among the job's output lines.
     ord: u64,
-    /// Output bytes (as [`OutLine::bytes`] counts them) appended up to and
-    /// including this line.
-    end_bytes: u64,
-    out: OutLine,
+    /// Output bytes (as [`Block::size`] counts them) appended before line 0.
+    bytes_before: u64,
+    /// Lines before this one were evicted.
+    first: usize,
+    /// Counted bytes of the lines from `first` on.
+    kept_bytes: u64,
+    stream: Stream,
+    redraw: bool,
+    at: SystemTime,
+    text: BlockText,
+    /// `(start, end)` of each line in a shared text; `(0, len)` for an
+    /// owned one.
+    ranges: Ranges,
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Memory line `i` is counted as: its text plus [`LINE_OVERHEAD`].
+    fn size(&self, i: usize) -> usize {
+        match &self.text {
+            BlockText::Owned(s) => s.capacity() + LINE_OVERHEAD,
+            BlockText::Shared(_) => {
+                self.ranges
+                    .as_slice()
+                    .get(i)
+                    .map_or(0, |&(s, e)| e.saturating_sub(s) as usize)
+                    + LINE_OVERHEAD
+            }
+        }
+    }
+
+    /// Counted output bytes appended before line `i`.
+    fn bytes_at(&self, i: usize) -> u64 {
+        match &self.text {
+            BlockText::Owned(_) => self.bytes_before + if i > 0 { self.size(0) as u64 } else { 0 },
+            BlockText::Shared(_) => {
+                let text: u64 = self.ranges.as_slice()[..i.min(self.len())]
+                    .iter()
+                    .map(|&(s, e)| u64::from(e.saturating_sub(s)))
+                    .sum();
+                self.bytes_before + text + (i * LINE_OVERHEAD) as u64
+            }
+        }
+    }
 }
 
 /// What the log sees of one live cursor.
@@ -147,6 +527,11 @@ pub(crate) struct CursorShared {
     bytes_read: AtomicU64,
     /// `Some(max lag in bytes)` for a backpressure cursor.
     backpressure: Option<u64>,
+    /// Where a [`Lag::Skip`](super::Lag) cursor was when it did not read
+    /// while the driver waited for it to catch up (`u64::MAX`: it did): it
+    /// is not waited for again until it reads on (see
+    /// [`EventLog::catch_up`]).
+    stalled_at: AtomicU64,
 }
 
 /// Which state a state event sets (a later event with the same key
@@ -167,14 +552,20 @@ fn state_key(ev: &Event) -> Option<StateKey> {
     }
 }
 
+/// A [`Lag::Skip`](super::Lag) cursor with more structural events than
+/// this unread is waited for (see [`LogState::skip_cursor_behind`]).
+const STRUCTURAL_LAG: usize = 4096;
+
 /// Structural entries kept before the first compaction is tried.
 const COMPACT_FIRST: usize = 1024;
 
 struct LogState {
     structural: Vec<Entry>,
-    output: VecDeque<OutEntry>,
+    output: VecDeque<Block>,
+    /// Output lines kept (in `output`, past each block's `first`).
+    output_lines: usize,
     output_bytes: usize,
-    /// Output bytes ever appended (see [`OutEntry::end_bytes`]).
+    /// Output bytes ever appended (see [`Block::bytes_before`]).
     bytes_total: u64,
     next_seq: u64,
     outputs_total: u64,
@@ -212,6 +603,106 @@ impl LogState {
         min
     }
 
+    /// Is a live [`Lag::Skip`](super::Lag) cursor falling behind: in
+    /// danger of being skipped (the ring is at least half full and the
+    /// cursor still has the older half of it to read), or holding more than
+    /// [`STRUCTURAL_LAG`] structural events unread (which cannot be
+    /// coalesced until it has read them)? Returns such a cursor, and the
+    /// sequence number it has to reach: the ring's middle, and half that
+    /// many structural events from the end.
+    fn skip_cursor_behind(&self) -> Option<(Arc<CursorShared>, u64)> {
+        let half_full = self.output_lines * 2 >= self.limits.lines
+            || self.output_bytes * 2 >= self.limits.bytes;
+        let middle = match self.output.front() {
+            Some(front) if half_full => front.seq + (front.first + self.output_lines / 2) as u64,
+            _ => 0,
+        };
+        let n = self.structural.len();
+        let (too_far, structural_target) = match n.checked_sub(STRUCTURAL_LAG) {
+            Some(i) => (
+                self.structural.get(i).map_or(0, |e| e.seq),
+                self.structural
+                    .get(n - STRUCTURAL_LAG / 2)
+                    .map_or(0, |e| e.seq),
+            ),
+            None => (0, 0),
+        };
+        let cursor = self.cursors.iter().filter_map(Weak::upgrade).find(|c| {
+            let pos = c.pos.load(Ordering::Acquire);
+            c.backpressure.is_none()
+                && (pos < middle || pos <= too_far && n > STRUCTURAL_LAG)
+                && c.stalled_at.load(Ordering::Relaxed) != pos
+        })?;
+        let pos = cursor.pos.load(Ordering::Acquire);
+        let target = if pos < middle { middle } else { 0 };
+        let target = if n > STRUCTURAL_LAG && pos <= too_far {
+            target.max(structural_target)
+        } else {
+            target
+        };
+        Some((cursor, target))
+    }
+
+    /// Add a block of output lines at the end of the ring.
+    fn push_block(&mut self, mut block: Block) {
+        if block.ranges.len() == 0 {
+            return;
+        }
+        block.seq = self.next_seq;
+        block.ord = self.outputs_total;
+        block.bytes_before = self.bytes_total;
+        let n = block.len();
+        let bytes = block.bytes_at(n) - block.bytes_before;
+        block.kept_bytes = bytes;
+        self.next_seq += n as u64;
+        self.outputs_total += n as u64;
+        self.bytes_total += bytes;
+        self.output_lines += n;
+        self.output_bytes += bytes as usize;
+        self.output.push_back(block);
+    }
+
+    /// Evict the oldest output lines while over `limits`, keeping lines
+    /// from sequence number `keep_from` on, and at least `min_kept` lines.
+    fn evict(&mut self, limits: RingLimits, keep_from: u64, min_kept: usize) {
+        while self.output_lines > min_kept
+            && (self.output_lines > limits.lines || self.output_bytes > limits.bytes)
+        {
+            let Some(front) = self.output.front_mut() else {
+                break;
+            };
+            if front.seq + front.first as u64 >= keep_from {
+                break;
+            }
+            // The whole rest of the block, if one by one it would all go:
+            // the condition still holds before its last line goes.
+            let rest = front.len() - front.first;
+            if rest > 1 {
+                let last = front.len() - 1;
+                let lines = self.output_lines - (rest - 1);
+                let bytes = self.output_bytes + front.size(last) - front.kept_bytes as usize;
+                if front.seq + (last as u64) < keep_from
+                    && lines > min_kept
+                    && (lines > limits.lines || bytes > limits.bytes)
+                {
+                    self.output_lines -= rest;
+                    self.output_bytes -= front.kept_bytes as usize;
+                    self.output.pop_front();
+                    continue;
+                }
+            }
+            let size = front.size(front.first);
+            front.kept_bytes -= size as u64;
+            front.first += 1;
+            let emptied = front.first >= front.len();
+            self.output_lines -= 1;
+            self.output_bytes -= size;
+            if emptied {
+                self.output.pop_front();
+            }
+        }
+    }
+
     /// Drop state events superseded by a later one of the same kind with
     /// no other structural event in between, once every live cursor has
     /// read them (a subscriber never misses an event it was there for).
@@ -247,6 +738,49 @@ impl LogState {
     }
 }
 
+/// Give each block a finished log keeps a string of its own size when its
+/// read's string is much bigger than the lines it still keeps (its first
+/// lines were evicted, or other blocks shared the read), and forget the
+/// evicted lines' ranges: a finished job holds about what it counts, not a
+/// whole read per block more. (Blocks are repacked one by one, in
+/// allocations no bigger than a read.)
+fn repack(output: &mut VecDeque<Block>) {
+    for b in output.iter_mut() {
+        if b.first > 0 {
+            // Forget the evicted lines (their counts move to `bytes_before`).
+            b.bytes_before = b.bytes_at(b.first);
+            b.seq += b.first as u64;
+            b.ord += b.first as u64;
+            b.ranges.drain_front(b.first);
+            b.first = 0;
+        }
+        if let Ranges::Many(v) = &mut b.ranges {
+            v.shrink_to_fit();
+        }
+        let BlockText::Shared(chunk) = &b.text else {
+            continue;
+        };
+        let kept: usize = b
+            .ranges
+            .as_slice()
+            .iter()
+            .map(|&(s, e)| e.saturating_sub(s) as usize)
+            .sum();
+        if chunk.len() <= kept + kept / 4 + 256 {
+            continue;
+        }
+        let mut text = String::with_capacity(kept);
+        let mut at = 0u32;
+        for r in b.ranges.as_mut_slice().iter_mut() {
+            text.push_str(chunk.get(r.0 as usize..r.1 as usize).unwrap_or_default());
+            let len = r.1.saturating_sub(r.0);
+            *r = (at, at + len);
+            at += len;
+        }
+        b.text = BlockText::Shared(Arc::from(text));
+    }
+}
+
 /// One job's event log.
 pub(crate) struct EventLog {
     job: JobId,
@@ -255,6 +789,12 @@ pub(crate) struct EventLog {
     /// Woken when a backpressure cursor reads or goes away (the driver
     /// waits on it while [`lagging`](Self::lagging)).
     room: Notify,
+    /// As of the last append: see [`behind`](Self::behind).
+    behind: AtomicBool,
+    /// While the driver waits in [`catch_up`](Self::catch_up): the
+    /// sequence number a skip cursor that reaches it wakes the driver at
+    /// (through `room`), else `u64::MAX`.
+    catch_up_to: AtomicU64,
 }
 
 /// What a non-blocking read found.
@@ -274,6 +814,7 @@ impl EventLog {
             state: Mutex::new(LogState {
                 structural: Vec::new(),
                 output: VecDeque::new(),
+                output_lines: 0,
                 output_bytes: 0,
                 bytes_total: 0,
                 next_seq: 0,
@@ -286,7 +827,51 @@ impl EventLog {
             }),
             notify: Notify::new(),
             room: Notify::new(),
+            behind: AtomicBool::new(false),
+            catch_up_to: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Let a [`Lag::Skip`](super::Lag) subscriber that is
+    /// [`behind`](Self::behind) catch up before the driver reads on: wait
+    /// until none is behind, for at most `max`. A subscriber that does not
+    /// read for [`PATIENCE`] meanwhile is marked stalled and not waited for
+    /// again until it reads on (meanwhile it gets `output_skipped` as
+    /// usual).
+    pub(crate) async fn catch_up(&self, max: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let woken = self.room.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let Some((cursor, target)) = lock(&self.state).skip_cursor_behind() else {
+                break;
+            };
+            // The cursor wakes us when it gets there (see `JobCursor::try_read`).
+            self.catch_up_to.store(target, Ordering::Release);
+            let pos = cursor.pos.load(Ordering::Acquire);
+            let now = tokio::time::Instant::now();
+            if pos >= target || now >= deadline {
+                break;
+            }
+            let until = deadline.min(now + PATIENCE);
+            if tokio::time::timeout_at(until, woken).await.is_err()
+                && cursor.pos.load(Ordering::Acquire) == pos
+            {
+                cursor.stalled_at.store(pos, Ordering::Relaxed);
+            }
+        }
+        self.catch_up_to.store(u64::MAX, Ordering::Release);
+        let behind = lock(&self.state).skip_cursor_behind().is_some();
+        self.behind.store(behind, Ordering::Relaxed);
+    }
+
+    /// As of the last append, is a [`Lag::Skip`](super::Lag) subscriber
+    /// in the older half of a ring at least half full (soon to be
+    /// skipped)? The driver then lets it catch up before it reads on (see
+    /// `driver::lines::hand_over`).
+    pub(crate) fn behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 
     /// Is a backpressure cursor too far behind? With `resume`, the question
@@ -333,38 +918,48 @@ impl EventLog {
             if st.closed {
                 return;
             }
-            let RingLimits { lines, bytes } = st.limits;
+            let limits = st.limits;
             let pinned = st.pinned_from();
             for item in items {
-                let seq = st.next_seq;
-                st.next_seq += 1;
-                let ord = st.outputs_total;
                 match item {
-                    Item::Out(out) => {
-                        // Make room first, so the ring never grows past its
-                        // limits (not even by one batch).
-                        // Lines a backpressure cursor still needs stay.
-                        let size = out.bytes();
-                        while st.output.front().is_some_and(|e| e.seq < pinned)
-                            && (st.output.len() >= lines || st.output_bytes + size > bytes)
-                        {
-                            if let Some(e) = st.output.pop_front() {
-                                st.output_bytes -= e.out.bytes();
-                            }
-                        }
-                        st.outputs_total += 1;
-                        st.output_bytes += size;
-                        st.bytes_total += size as u64;
-                        let end_bytes = st.bytes_total;
-                        st.output.push_back(OutEntry {
-                            seq,
-                            ord,
-                            end_bytes,
-                            out,
+                    Item::Lines(lines) => {
+                        st.push_block(Block {
+                            seq: 0,
+                            ord: 0,
+                            bytes_before: 0,
+                            first: 0,
+                            kept_bytes: 0,
+                            stream: lines.stream,
+                            redraw: false,
+                            at: lines.at,
+                            text: BlockText::Shared(lines.chunk),
+                            ranges: lines.ranges,
                         });
+                        // Lines a backpressure cursor still needs stay; the
+                        // newest line always stays.
+                        st.evict(limits, pinned, 1);
+                    }
+                    Item::Out(out) => {
+                        let text = out.line.into_string();
+                        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                        st.push_block(Block {
+                            seq: 0,
+                            ord: 0,
+                            bytes_before: 0,
+                            first: 0,
+                            kept_bytes: 0,
+                            stream: out.stream,
+                            redraw: out.redraw,
+                            at: out.at,
+                            text: BlockText::Owned(text),
+                            ranges: Ranges::One((0, len)),
+                        });
+                        st.evict(limits, pinned, 1);
                     }
                     Item::Event(event) => {
                         let closing = event.is_finalized();
+                        let (seq, ord) = (st.next_seq, st.outputs_total);
+                        st.next_seq += 1;
                         st.structural.push(Entry {
                             seq,
                             out_ord: ord,
@@ -380,6 +975,8 @@ impl EventLog {
                     }
                 }
             }
+            let behind = st.skip_cursor_behind().is_some();
+            self.behind.store(behind, Ordering::Relaxed);
         }
         self.notify.notify_waiters();
     }
@@ -396,16 +993,8 @@ impl EventLog {
             .map(|p| p.pos.load(Ordering::Relaxed))
             .min()
             .unwrap_or(u64::MAX);
-        while st.output.len() > limits.lines || st.output_bytes > limits.bytes {
-            match st.output.front() {
-                Some(e) if e.seq < min_live => {
-                    if let Some(e) = st.output.pop_front() {
-                        st.output_bytes -= e.out.bytes();
-                    }
-                }
-                _ => break,
-            }
-        }
+        st.evict(limits, min_live, 0);
+        repack(&mut st.output);
         st.compact();
         st.output.shrink_to_fit();
         st.structural.shrink_to_fit();
@@ -425,12 +1014,13 @@ impl EventLog {
         let first_bytes = st
             .output
             .front()
-            .map(|e| e.end_bytes - e.out.bytes() as u64)
+            .map(|b| b.bytes_at(b.first))
             .unwrap_or(st.bytes_total);
         let shared = Arc::new(CursorShared {
             pos: AtomicU64::new(0),
             bytes_read: AtomicU64::new(first_bytes),
             backpressure: backpressure.map(|b| b.max(1)),
+            stalled_at: AtomicU64::new(u64::MAX),
         });
         if backpressure.is_some() {
             st.backpressure_cursors += 1;
@@ -442,6 +1032,7 @@ impl EventLog {
             shared,
             seq: 0,
             out_next: 0,
+            woke_driver: false,
         }
     }
 }
@@ -452,6 +1043,8 @@ pub(crate) struct JobCursor {
     shared: Arc<CursorShared>,
     seq: u64,
     out_next: u64,
+    /// A read woke the driver waiting for this cursor to catch up.
+    woke_driver: bool,
 }
 
 impl Drop for JobCursor {
@@ -466,59 +1059,107 @@ impl Drop for JobCursor {
     }
 }
 
-/// How many events one read moves at most (small enough to stay in cache).
-const READ_BATCH: usize = 512;
+/// How long [`EventLog::catch_up`] waits for a subscriber that reads
+/// nothing before it stops waiting for it.
+const PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How many events one read moves at most: output lines are copied as
+/// ranges (8 bytes each), so a read stays small and quick however many.
+const READ_BATCH: usize = 4096;
 
 impl JobCursor {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
+    /// Did a read since the last call wake the driver (which then waits
+    /// for this task to yield)?
+    pub(crate) fn take_woke_driver(&mut self) -> bool {
+        std::mem::take(&mut self.woke_driver)
+    }
+
+    pub(crate) fn try_read(&mut self, out: &mut Local) -> Read {
         let st = lock(&self.log.state);
         let mut si = st.structural.partition_point(|e| e.seq < self.seq);
-        let mut oi = st.output.partition_point(|e| e.seq < self.seq);
+        // The first block with a line at or after the cursor, and that line.
+        let mut bi = st
+            .output
+            .partition_point(|b| b.seq + b.len() as u64 <= self.seq);
+        let mut li = st.output.get(bi).map_or(0, |b| {
+            (self.seq.saturating_sub(b.seq) as usize).max(b.first)
+        });
         let job = self.log.job;
         let mut n = 0;
         let mut bytes_read = None;
         while n < READ_BATCH {
             let s = st.structural.get(si);
-            let o = st.output.get(oi);
+            let b = st.output.get(bi);
             // The next entry in sequence order: (seq, outputs before it).
-            let (seq, ord, output) = match (s, o) {
-                (Some(s), Some(o)) if o.seq < s.seq => (o.seq, o.ord, Some(o)),
-                (Some(s), _) => (s.seq, s.out_ord, None),
-                (None, Some(o)) => (o.seq, o.ord, Some(o)),
+            let output_next = match (s, b) {
+                (Some(s), Some(b)) => b.seq + (li as u64) < s.seq,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
                 (None, None) => break,
             };
+            let (seq, ord) = match (output_next, s, b) {
+                (true, _, Some(b)) => (b.seq + li as u64, b.ord + li as u64),
+                (false, Some(s), _) => (s.seq, s.out_ord),
+                _ => break,
+            };
             if ord > self.out_next {
-                out.push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                out.push_event(Event::OutputSkipped {
                     job,
                     count: ord - self.out_next,
                     at: SystemTime::now(),
-                })));
+                });
                 self.out_next = ord;
             }
-            match output {
-                Some(o) => {
-                    out.push_back(Pending::Out(job, o.out.clone()));
-                    bytes_read = Some(o.end_bytes);
-                    self.out_next += 1;
-                    oi += 1;
-                }
-                None => {
+            match (output_next, s, b) {
+                (true, _, Some(b)) => {
+                    // A run of this block's lines, up to the next event.
+                    let mut to = b.len().min(li + (READ_BATCH - n));
                     if let Some(s) = s {
-                        out.push_back(Pending::Event(Box::new(s.event.clone())));
+                        to = to.min(li + (s.seq - seq) as usize);
                     }
-                    si += 1;
+                    out.push_block(job, b, li, to);
+                    if self.shared.backpressure.is_some() {
+                        bytes_read = Some(b.bytes_at(to));
+                    }
+                    let k = to - li;
+                    self.out_next += k as u64;
+                    self.seq = seq + k as u64;
+                    n += k;
+                    li = to;
+                    if li >= b.len() {
+                        bi += 1;
+                        li = st.output.get(bi).map_or(0, |b| b.first);
+                    }
                 }
+                (false, Some(s), _) => {
+                    out.push_event(s.event.clone());
+                    si += 1;
+                    self.seq = seq + 1;
+                    n += 1;
+                }
+                _ => break,
             }
-            self.seq = seq + 1;
-            n += 1;
         }
         let ended = st.closed && self.seq >= st.next_seq;
         drop(st);
         self.shared.pos.store(self.seq, Ordering::Release);
         if let Some(b) = bytes_read {
             self.shared.bytes_read.store(b, Ordering::Release);
-            if self.shared.backpressure.is_some() {
+            self.log.room.notify_one();
+        } else if n > 0 {
+            let target = self.log.catch_up_to.load(Ordering::Acquire);
+            if self.seq >= target
+                && self
+                    .log
+                    .catch_up_to
+                    .compare_exchange(target, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // The driver waited for this cursor: it can read on. It is
+                // woken onto this worker, where it waits until this task
+                // yields: the stream yields once (see `EventStream`).
                 self.log.room.notify_one();
+                self.woke_driver = true;
             }
         }
         if n > 0 {
@@ -532,7 +1173,7 @@ impl JobCursor {
 
     /// Wait until there is something to read (or the log ended); returns
     /// `false` once the log is closed and fully read.
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut Local) -> bool {
         loop {
             let log = Arc::clone(&self.log);
             let notified = log.notify.notified();
@@ -570,6 +1211,39 @@ struct BusQueue {
     skipped: Vec<(JobId, u64)>,
 }
 
+impl BusQueue {
+    /// Queue an output line of `job`, or count it as skipped while `cap`
+    /// lines are queued.
+    fn push_output(&mut self, job: JobId, cap: usize, o: OutLine) {
+        if self.outputs_queued >= cap {
+            match self.skipped.iter_mut().find(|(j, _)| *j == job) {
+                Some((_, n)) => *n += 1,
+                None => self.skipped.push((job, 1)),
+            }
+            return;
+        }
+        self.outputs_queued += 1;
+        self.report_skipped(job);
+        self.events.push_back(Pending::Out(job, o));
+    }
+
+    /// Before `job`'s next event: how many of its lines were skipped.
+    fn report_skipped(&mut self, job: JobId) {
+        if self.skipped.is_empty() {
+            return;
+        }
+        if let Some(i) = self.skipped.iter().position(|(j, _)| *j == job) {
+            let (_, count) = self.skipped.swap_remove(i);
+            self.events
+                .push_back(Pending::Event(Box::new(Event::OutputSkipped {
+                    job,
+                    count,
+                    at: SystemTime::now(),
+                })));
+        }
+    }
+}
+
 impl Bus {
     pub(crate) fn new(output_cap: usize) -> Self {
         Bus {
@@ -604,31 +1278,28 @@ impl Bus {
             {
                 let mut q = lock(&sub.queue);
                 for item in items {
-                    if let Item::Out(_) = item {
-                        if q.outputs_queued >= self.output_cap {
-                            match q.skipped.iter_mut().find(|(j, _)| *j == job) {
-                                Some((_, n)) => *n += 1,
-                                None => q.skipped.push((job, 1)),
+                    match item {
+                        Item::Out(o) => q.push_output(job, self.output_cap, o.clone()),
+                        Item::Lines(lines) => {
+                            for &(start, end) in lines.ranges.as_slice() {
+                                let o = OutLine {
+                                    stream: lines.stream,
+                                    redraw: false,
+                                    at: lines.at,
+                                    line: Text::Shared {
+                                        chunk: Arc::clone(&lines.chunk),
+                                        start,
+                                        end,
+                                    },
+                                };
+                                q.push_output(job, self.output_cap, o);
                             }
-                            continue;
                         }
-                        q.outputs_queued += 1;
-                    }
-                    if !q.skipped.is_empty() {
-                        if let Some(i) = q.skipped.iter().position(|(j, _)| *j == job) {
-                            let (_, count) = q.skipped.swap_remove(i);
-                            q.events
-                                .push_back(Pending::Event(Box::new(Event::OutputSkipped {
-                                    job,
-                                    count,
-                                    at: SystemTime::now(),
-                                })));
+                        Item::Event(e) => {
+                            q.report_skipped(job);
+                            q.events.push_back(Pending::Event(e.clone()));
                         }
                     }
-                    q.events.push_back(match item {
-                        Item::Out(o) => Pending::Out(job, o.clone()),
-                        Item::Event(e) => Pending::Event(e.clone()),
-                    });
                 }
             }
             sub.notify.notify_one();
@@ -658,7 +1329,7 @@ pub(crate) struct BusReceiver {
 }
 
 impl BusReceiver {
-    pub(crate) fn try_read(&mut self, out: &mut VecDeque<Pending>) -> Read {
+    pub(crate) fn try_read(&mut self, out: &mut Local) -> Read {
         let mut q = lock(&self.sub.queue);
         if q.events.is_empty() {
             return if self.sub.closed.load(Ordering::Acquire) {
@@ -670,16 +1341,14 @@ impl BusReceiver {
         let n = q.events.len().min(READ_BATCH);
         let mut outputs = 0;
         for ev in q.events.drain(..n) {
-            if ev.is_output() {
-                outputs += 1;
-            }
-            out.push_back(ev);
+            outputs += ev.outputs();
+            out.items.push_back(ev);
         }
         q.outputs_queued -= outputs;
         Read::Some
     }
 
-    pub(crate) async fn read(&mut self, out: &mut VecDeque<Pending>) -> bool {
+    pub(crate) async fn read(&mut self, out: &mut Local) -> bool {
         loop {
             match self.try_read(out) {
                 Read::Some => return true,
@@ -693,5 +1362,87 @@ impl BusReceiver {
 impl Drop for BusReceiver {
     fn drop(&mut self) {
         self.sub.gone.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_item(texts: &[String]) -> Item {
+        let mut chunk = String::new();
+        let mut ranges = Vec::new();
+        for t in texts {
+            let start = chunk.len() as u32;
+            chunk.push_str(t);
+            ranges.push((start, chunk.len() as u32));
+            chunk.push('\n');
+        }
+        Item::Lines(Lines {
+            stream: Stream::Stdout,
+            at: SystemTime::now(),
+            chunk: Arc::from(chunk),
+            ranges: Ranges::Many(ranges),
+        })
+    }
+
+    /// Blocks of many sizes through a ring bounded by lines and bytes: a
+    /// late reader gets exactly the newest lines the bounds allow (each
+    /// line counted as its length plus 64, the newest always kept) and one
+    /// `output_skipped` for the rest, as evicting line by line would give.
+    #[test]
+    fn eviction_keeps_the_newest_lines_within_the_bounds() {
+        let mut seed = 7u64;
+        let mut rand = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..200 {
+            let limits = RingLimits {
+                lines: 1 + rand(40) as usize,
+                bytes: 64 + rand(4000) as usize,
+            };
+            let log = Arc::new(EventLog::new(JobId::new(), limits));
+            let mut all = Vec::new();
+            for _ in 0..(1 + rand(12)) {
+                let texts: Vec<String> = (0..(1 + rand(30)))
+                    .map(|_| {
+                        let i = all.len();
+                        let t = format!("{i}:{}", "x".repeat(rand(200) as usize));
+                        all.push(t.clone());
+                        t
+                    })
+                    .collect();
+                log.append([lines_item(&texts)]);
+            }
+            // The reference: the longest suffix within both bounds, at
+            // least one line.
+            let (mut kept, mut bytes) = (0usize, 0usize);
+            for t in all.iter().rev() {
+                let size = t.len() + 64;
+                if kept > 0 && (kept + 1 > limits.lines || bytes + size > limits.bytes) {
+                    break;
+                }
+                kept += 1;
+                bytes += size;
+            }
+            let mut cursor = log.cursor(None);
+            let mut out = Local::default();
+            while let Read::Some = cursor.try_read(&mut out) {}
+            let mut got = Vec::new();
+            let mut skipped = 0;
+            while let Some(ev) = out.pop() {
+                match ev {
+                    Event::OutputAppended { line, .. } => got.push(line),
+                    Event::OutputSkipped { count, .. } => skipped += count,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(got, all[all.len() - kept..], "round {round}: {limits:?}");
+            assert_eq!(skipped as usize, all.len() - kept, "round {round}");
+            assert_eq!(lock(&log.state).output_bytes, bytes, "round {round}");
+        }
     }
 }

@@ -172,6 +172,9 @@ struct Driver {
     stopped: bool,
     /// `started.elapsed()` for the lines of the pipe read being handled.
     batch_elapsed: Option<Duration>,
+    /// Time spent letting lagging subscribers catch up (see
+    /// `catch_up_budget`).
+    caught_up: Duration,
 }
 
 impl Driver {
@@ -191,6 +194,7 @@ impl Driver {
             raw: None,
             stopped: false,
             batch_elapsed: None,
+            caught_up: Duration::ZERO,
         }
     }
 
@@ -235,14 +239,22 @@ impl Driver {
 
         // Backpressure gate: while a `Lag::Backpressure` subscriber is too far
         // behind, the pipes are not read (the child blocks in `write`); every
-        // other branch keeps running.
+        // other branch keeps running. Likewise, briefly, while a reading
+        // `Lag::Skip` subscriber catches up (see `lines::catch_up_budget`).
         let log = Arc::clone(&self.entry.log);
         while out.is_open() || err.is_open() || exit.is_none() {
             let mut read_data = false;
-            let gated = log.lagging(false);
+            let bp_gated = log.lagging(false);
+            let catch_up = (!bp_gated).then(|| self.catch_up_budget(&log)).flatten();
+            let gated = bp_gated || catch_up.is_some();
             deadlines.hold(gated);
+            let waited = Instant::now();
             tokio::select! {
-                _ = log.room(), if gated => deadlines.released(unfinished(&out, &err)),
+                _ = log.room(), if bp_gated => deadlines.released(unfinished(&out, &err)),
+                _ = log.catch_up(catch_up.unwrap_or_default()), if catch_up.is_some() => {
+                    self.caught_up += waited.elapsed();
+                    deadlines.released(unfinished(&out, &err));
+                }
                 r = out.read(), if out.is_open() && !gated => {
                     read_data = true;
                     self.take(&mut out, r, &mut segs);
@@ -275,11 +287,9 @@ impl Driver {
             if read_data {
                 deadlines.unfinished_output(unfinished(&out, &err));
                 deadlines.activity();
-                // Let subscribers woken on this worker run before the next
-                // read: tokio keeps a freshly woken task in this worker's
-                // LIFO slot, where no other worker can steal it, for as long
-                // as the pipe has data.
-                tokio::task::yield_now().await;
+                // Let subscribers woken on this worker run, in parallel
+                // with the next read (see `lines::hand_over`).
+                lines::hand_over().await;
             }
         }
         *lock(&self.entry.stdin) = None;
