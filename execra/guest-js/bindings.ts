@@ -320,7 +320,8 @@ system_cpu_us: number,
  */
 peak_memory_bytes: number | null, 
 /**
- * `true` when the CPU figures cover the whole tree (a cgroup); `false`
+ * `true` when the CPU figures cover the whole tree (a cgroup, a Windows
+ * job object); `false`
  * when they cover the main process and the children it waited for.
  */
 whole_tree: boolean, };
