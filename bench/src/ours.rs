@@ -201,6 +201,11 @@ impl Spawner {
         if let Some(c) = concurrent {
             b = b.max_concurrent(c);
         }
+        // Diagnostic: EXECRA_BENCH_CONTAINMENT=process-group measures the
+        // fallback (no cgroup per job).
+        if std::env::var("EXECRA_BENCH_CONTAINMENT").as_deref() == Ok("process-group") {
+            b = b.containment(execra::Containment::ProcessGroup);
+        }
         let rt = b.build().expect("ours: build runtime");
         warmup(&rt).await;
         Spawner { rt }
