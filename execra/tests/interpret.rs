@@ -859,4 +859,80 @@ mod e2e {
         );
         assert!(!events.iter().any(|e| e.kind() == "interpreter_error"));
     }
+
+    /// Quiet on most lines; `enter X` opens phase X, `where` labels the
+    /// current phase, `boom` panics. Counts its calls.
+    struct Marks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Interpreter for Marks {
+        fn on_line(&mut self, ctx: &Context, line: &Line) -> Vec<IE> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Some(name) = line.text.strip_prefix("enter ") {
+                return vec![IE::EnterPhase {
+                    name: name.into(),
+                    label: None,
+                }];
+            }
+            match line.text.as_str() {
+                "where" => vec![IE::Label {
+                    text: ctx
+                        .current_phase
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default(),
+                }],
+                "boom" => panic!("boom in line"),
+                _ => Vec::new(),
+            }
+        }
+        fn on_exit(&mut self, _: &Context, _: &ExitCode) -> Vec<IE> {
+            Vec::new()
+        }
+        fn name(&self) -> &str {
+            "Marks"
+        }
+    }
+
+    /// Many lines in one write (one pipe read): the interpreter is called
+    /// once per line, its events follow their line, the phase it opened is
+    /// in the context of the next line, and a panic's error comes before
+    /// the line it panicked on; the lines after it still arrive.
+    #[tokio::test]
+    async fn e2e_events_of_one_read_stay_in_line_order() {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let script = r"printf 'a\nb\nenter build\nwhere\nc\nd\nboom\ne\nf\n'";
+        let (events, outcome) = run(Command::sh(script).interpreter(Marks(calls.clone()))).await;
+        assert!(outcome.is_success());
+        let seen: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::OutputAppended { line, .. } => Some(format!("out {line}")),
+                Event::PhaseEntered { name, .. } => Some(format!("phase {name}")),
+                Event::LabelUpdated { label, .. } => Some(format!("label {label}")),
+                Event::InterpreterError { line, error, .. } => {
+                    assert!(error.contains("boom in line"), "{error}");
+                    Some(format!("error on {}", line.as_deref().unwrap_or("?")))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "out a",
+                "out b",
+                "out enter build",
+                "phase build",
+                "out where",
+                "label build",
+                "out c",
+                "out d",
+                "error on boom",
+                "out boom",
+                "out e",
+                "out f",
+            ]
+        );
+        // Disabled after the panic: `e` and `f` were not interpreted.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 7);
+    }
 }

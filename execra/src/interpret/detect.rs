@@ -338,10 +338,10 @@ impl ProgressDetector {
     }
 
     fn events(&mut self, text: &str) -> Vec<InterpreterEvent> {
-        self.detect_change(text)
-            .map(|progress| InterpreterEvent::Progress { progress })
-            .into_iter()
-            .collect()
+        match self.detect_change(text) {
+            Some(progress) => vec![InterpreterEvent::Progress { progress }],
+            None => Vec::new(),
+        }
     }
 }
 

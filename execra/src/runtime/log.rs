@@ -149,14 +149,6 @@ impl Ranges {
         self.as_slice().len()
     }
 
-    /// Add a line.
-    pub(crate) fn push(&mut self, r: (u32, u32)) {
-        match self {
-            Ranges::One(first) => *self = Ranges::Many(vec![*first, r]),
-            Ranges::Many(v) => v.push(r),
-        }
-    }
-
     /// Forget the first `n` lines (fewer than all).
     fn drain_front(&mut self, n: usize) {
         if let Ranges::Many(v) = self {

@@ -177,89 +177,163 @@ impl Driver {
     /// A run of plain lines (see [`Pipe::take`]): each one goes to the raw
     /// log, the memory ring and the interpreter like any line, and into the
     /// event log as a range of `chunk`.
+    ///
+    /// Done a read at a time rather than a line at a time, with the same
+    /// events in the same order as line by line: the raw log takes every
+    /// line in one loop, the ring under one lock, and the interpreter is
+    /// called inside one panic fence for as many lines as it returns no
+    /// events for ([`interpret_run`](Self::interpret_run)); where it does
+    /// (or panics, or the raw log fails), the lines before go out as one
+    /// range block, then the events.
     fn lines(&mut self, stream: Stream, chunk: &Arc<str>, at: SystemTime) {
-        let bytes = chunk.as_bytes();
-        if self.raw.is_none() && self.entry.ring.is_none() && !self.interp.is_active() {
-            // Nothing looks at the lines one by one: just cut them.
-            // Exactly sized: the ring keeps it (and counts only the lines).
-            let mut ranges = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
-            let mut start = 0;
-            for nl in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
-                let end = if nl > start && bytes[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
-                ranges.push((start as u32, end as u32));
-                start = nl + 1;
+        let ranges = cut_lines(chunk.as_bytes());
+        let n = ranges.len();
+        // The raw log: a failure is reported before the line it failed on.
+        let mut raw_fail = None;
+        if let Some(raw) = &mut self.raw {
+            for (i, &(s, e)) in ranges.iter().enumerate() {
+                if let Err(err) = raw.line(stream, slice(chunk, s, e)) {
+                    raw_fail = Some((i, err));
+                    break;
+                }
             }
+        }
+        if let Some(ring) = &self.entry.ring {
+            let mut ring = lock(ring);
+            for &(s, e) in &ranges {
+                ring.push(OutputLine {
+                    stream,
+                    text: slice(chunk, s, e).to_owned(),
+                    at,
+                });
+            }
+        }
+        // One `Line` for the whole read, its text overwritten per line.
+        let mut line = Line {
+            stream,
+            text: String::new(),
+            at,
+        };
+        // Lines `..done` are in the batch; the interpreter has seen `..next`.
+        let (mut done, mut next) = (0, 0);
+        loop {
+            let stop = self.interpret_run(chunk, &ranges, next, &mut line);
+            // The raw log failed before the interpreter's stop: say so first
+            // (a failure before line `i` comes after the events of line
+            // `i - 1` and before an interpreter panic on line `i`).
+            let raw_first = match (&raw_fail, &stop) {
+                (Some((i, _)), Some(stop)) => (*i, 1) < stop.key(),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if raw_first {
+                if let Some((i, err)) = raw_fail.take() {
+                    self.emit_lines(stream, chunk, &ranges, &mut done, i, at);
+                    self.raw_log_failed(err);
+                }
+            }
+            match stop {
+                None => break,
+                Some(Stop::Events(i, events)) => {
+                    self.emit_lines(stream, chunk, &ranges, &mut done, i + 1, at);
+                    for ie in events {
+                        self.apply(ie);
+                    }
+                    next = i + 1;
+                }
+                Some(Stop::Panic(i, msg)) => {
+                    self.emit_lines(stream, chunk, &ranges, &mut done, i, at);
+                    let error = format!(
+                        "interpreter panicked: {msg}; it is disabled for the rest of this job"
+                    );
+                    self.interpreter_error(error, Some(&line.text));
+                    next = n;
+                }
+            }
+        }
+        if done == 0 {
+            // The usual case: the whole read is one block, its ranges moved.
             self.batch.push(Item::Lines(Lines {
                 stream,
                 at,
                 chunk: Arc::clone(chunk),
-                ranges: Ranges::Many(ranges),
+                ranges: if n == 1 {
+                    Ranges::One(ranges[0])
+                } else {
+                    Ranges::Many(ranges)
+                },
             }));
-            return;
-        }
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
-            let end = if nl > start && bytes[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            self.shared_line(stream, chunk, start, end, at);
-            start = nl + 1;
+        } else {
+            self.emit_lines(stream, chunk, &ranges, &mut done, n, at);
         }
     }
 
-    fn shared_line(
+    /// Lines `*done..to` of a read go into the batch as one block.
+    fn emit_lines(
         &mut self,
         stream: Stream,
         chunk: &Arc<str>,
-        start: usize,
-        end: usize,
+        ranges: &[(u32, u32)],
+        done: &mut usize,
+        to: usize,
         at: SystemTime,
     ) {
-        // `start` and `end` sit next to `\n` or `\r`: character boundaries.
-        let text = chunk.get(start..end).unwrap_or_default();
-        if let Some(raw) = &mut self.raw {
-            if let Err(e) = raw.line(stream, text) {
-                self.raw_log_failed(e);
-            }
+        let part = ranges.get(*done..to).unwrap_or_default();
+        if part.is_empty() {
+            return;
         }
-        if let Some(ring) = &self.entry.ring {
-            lock(ring).push(OutputLine {
-                stream,
-                text: text.to_owned(),
-                at,
-            });
+        *done = to;
+        self.batch.push(Item::Lines(Lines {
+            stream,
+            at,
+            chunk: Arc::clone(chunk),
+            ranges: match part {
+                [one] => Ranges::One(*one),
+                many => Ranges::Many(many.to_vec()),
+            },
+        }));
+    }
+
+    /// Call the interpreter's `on_line` for lines `from..` of a read, inside
+    /// one panic fence, until a line gives events (or it panics): where it
+    /// stopped, or `None` when it saw them all quietly (or there is no
+    /// interpreter).
+    fn interpret_run(
+        &mut self,
+        chunk: &Arc<str>,
+        ranges: &[(u32, u32)],
+        from: usize,
+        line: &mut Line,
+    ) -> Option<Stop> {
+        if from >= ranges.len() || !self.interp.is_active() {
+            return None;
         }
-        let interpreted = if self.interp.is_active() {
-            let line = Line {
-                stream,
-                text: text.to_owned(),
-                at,
-            };
-            self.call_interpreter(|i, ctx| i.on_line(ctx, &line), Some(&line.text))
-        } else {
-            Vec::new()
+        let phases = self.tally.phases();
+        let ctx = Context {
+            job: self.id,
+            command: &self.launch.spec,
+            current_phase: phases.last(),
+            phase_stack: phases,
+            // One clock read per pipe read, not per line.
+            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
         };
-        let range = (start as u32, end as u32);
-        match self.batch.last_mut() {
-            // The previous line came from the same read: one more range.
-            Some(Item::Lines(l)) if l.stream == stream && Arc::ptr_eq(&l.chunk, chunk) => {
-                l.ranges.push(range);
+        let mut i = from;
+        let result = self.interp.call(&ctx, |interp, ctx| {
+            while let Some(&(s, e)) = ranges.get(i) {
+                line.text.clear();
+                line.text.push_str(slice(chunk, s, e));
+                let events = interp.on_line(ctx, line);
+                if !events.is_empty() {
+                    return events;
+                }
+                i += 1;
             }
-            _ => self.batch.push(Item::Lines(Lines {
-                stream,
-                at,
-                chunk: Arc::clone(chunk),
-                ranges: Ranges::One(range),
-            })),
-        }
-        for ie in interpreted {
-            self.apply(ie);
+            Vec::new()
+        });
+        match result {
+            Ok(events) if events.is_empty() => None,
+            Ok(events) => Some(Stop::Events(i, events)),
+            Err(msg) => Some(Stop::Panic(i, msg)),
         }
     }
 
@@ -412,4 +486,49 @@ impl Driver {
             Err(error) => self.interpreter_error(error, None),
         }
     }
+}
+
+/// Where the interpreter stopped in a read's lines (see
+/// [`Driver::interpret_run`]).
+enum Stop {
+    /// Line `.0` gave these events: they follow it.
+    Events(usize, Vec<InterpreterEvent>),
+    /// It panicked on line `.0`: the error comes before that line.
+    Panic(usize, String),
+}
+
+impl Stop {
+    /// Where this goes among a read's lines and other events: before line
+    /// `.0`; on a tie the smaller `.1` first (the raw log's failure is `1`).
+    fn key(&self) -> (usize, u8) {
+        match self {
+            Stop::Events(i, _) => (i + 1, 0),
+            Stop::Panic(i, _) => (*i, 2),
+        }
+    }
+}
+
+/// The `(start, end)` of each line in `bytes` (lines separated by `\n`, a
+/// `\r` before it belongs to the line ending, the last one ending where
+/// `bytes` does): exactly sized, as the log keeps it.
+fn cut_lines(bytes: &[u8]) -> Vec<(u32, u32)> {
+    let mut ranges = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+        let end = if nl > start && bytes[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        ranges.push((start as u32, end as u32));
+        start = nl + 1;
+    }
+    ranges
+}
+
+/// `chunk[s..e]` (`s` and `e` sit next to `\n` or `\r`: character
+/// boundaries).
+#[inline]
+fn slice(chunk: &str, s: u32, e: u32) -> &str {
+    chunk.get(s as usize..e as usize).unwrap_or_default()
 }
