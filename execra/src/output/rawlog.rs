@@ -257,6 +257,8 @@ impl Sink {
 /// A chunk is handed to the writer once it holds this many bytes, even
 /// within one pipe read.
 const CHUNK: usize = 256 * 1024;
+/// Emptied chunks the writer keeps for the driver to reuse.
+const MAX_SPARE: usize = 8;
 /// Bytes handed to the writer and not yet written, above which the driver
 /// waits for it: memory stays bounded when the disk or the compressor is
 /// slower than the job, and a job's log is never more than this behind.
@@ -377,7 +379,10 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
                 }
             }
             st.queued -= chunk.len();
-            if st.spare.len() < 2 {
+            // Reused by the driver instead of a fresh buffer grown line by
+            // line (fresh pages the kernel zeroes): enough to cover a queue
+            // a few reads deep, none bigger than two chunks.
+            if st.spare.len() < MAX_SPARE && chunk.capacity() <= 2 * CHUNK {
                 let mut chunk = chunk;
                 chunk.clear();
                 st.spare.push(chunk);
@@ -575,7 +580,11 @@ impl RawLog {
                             Err(p) => p.into_inner(),
                         };
                     }
-                    let next = st.spare.pop().unwrap_or_default();
+                    // No spare: one the size of the last, not grown again.
+                    let next = st
+                        .spare
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(self.buf.capacity().min(2 * CHUNK)));
                     let chunk = std::mem::replace(&mut self.buf, next);
                     st.queued += chunk.len();
                     st.handed += 1;
