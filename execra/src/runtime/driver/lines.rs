@@ -512,9 +512,10 @@ impl Stop {
 /// `\r` before it belongs to the line ending, the last one ending where
 /// `bytes` does): exactly sized, as the log keeps it.
 fn cut_lines(bytes: &[u8]) -> Vec<(u32, u32)> {
-    let mut ranges = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
+    let n = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    let mut ranges = Vec::with_capacity(n);
     let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+    let mut cut = |nl: usize| {
         let end = if nl > start && bytes[nl - 1] == b'\r' {
             nl - 1
         } else {
@@ -522,7 +523,19 @@ fn cut_lines(bytes: &[u8]) -> Vec<(u32, u32)> {
         };
         ranges.push((start as u32, end as u32));
         start = nl + 1;
+    };
+    if bytes.len() < 32 * n {
+        // Short lines (a fast producer's usual): one pass over the bytes
+        // costs less than a `memchr` call per line.
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\n' {
+                cut(i);
+            }
+        }
+    } else {
+        memchr::memchr_iter(b'\n', bytes).for_each(&mut cut);
     }
+    cut(bytes.len());
     ranges
 }
 
@@ -531,4 +544,34 @@ fn cut_lines(bytes: &[u8]) -> Vec<(u32, u32)> {
 #[inline]
 fn slice(chunk: &str, s: u32, e: u32) -> &str {
     chunk.get(s as usize..e as usize).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_lines;
+
+    /// Both ways of cutting (short lines, long lines) agree with a plain
+    /// split on `\n` with a trailing `\r` dropped.
+    #[test]
+    fn cut_lines_agrees_with_split() {
+        let long = "x".repeat(100);
+        for text in [
+            String::new(),
+            "a".to_string(),
+            "a\nb\r\n\r\nc".to_string(),
+            "\n\n\r".to_string(),
+            format!("{long}\r\n{long}\n\n{long}"),
+            format!("{long}\n\r\n"),
+        ] {
+            let want: Vec<&str> = text
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .collect();
+            let got: Vec<&str> = cut_lines(text.as_bytes())
+                .iter()
+                .map(|&(s, e)| &text[s as usize..e as usize])
+                .collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
 }
