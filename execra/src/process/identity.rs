@@ -483,14 +483,25 @@ mod tests {
         };
         let mut ours = spawn(job.clone());
         let mut other = spawn(format!("{job}0"));
-        let mut found = Vec::new();
-        for _ in 0..500 {
-            found = marked(&job);
-            if found.len() >= 2 {
-                break;
+        // Wait until both shells' `sleep` children exist (each shell and
+        // its child carry the marker), so neither count below races them.
+        let wait_for_two = |marker: &str| {
+            let mut found = Vec::new();
+            for _ in 0..1000 {
+                found = marked(marker);
+                if found.len() >= 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+            found
+        };
+        let found = wait_for_two(&job);
+        assert_eq!(
+            wait_for_two(&format!("{job}0")).len(),
+            2,
+            "the near miss's sleep started"
+        );
         let pids: Vec<u32> = found.iter().map(|p| p.pid).collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(pids.contains(&ours.id()), "{pids:?}");
