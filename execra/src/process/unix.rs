@@ -94,13 +94,7 @@ impl ProcessTree {
                         // on the process-group path, which reports the
                         // real error if the program itself cannot start.
                         drop((cg, cmd, pty));
-                        super::hostwatch::ensure_started();
-                        let (mut cmd, pty) = build(launch, job)?;
-                        new_group(&mut cmd, &pty);
-                        let child = cmd
-                            .spawn()
-                            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
-                        drop(cmd);
+                        let (child, pty) = spawn_in_group(launch, job)?;
                         super::cgroup::mark_unusable();
                         return Self::attach(child, pty, job, None, orphans);
                     }
@@ -109,15 +103,7 @@ impl ProcessTree {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = containment;
-        // The host-death watchdog starts before the first job's process:
-        // it is never taken for one of the job's orphans (`orphans.rs`).
-        super::hostwatch::ensure_started();
-        let (mut cmd, pty) = build(launch, job)?;
-        new_group(&mut cmd, &pty);
-        let child = cmd
-            .spawn()
-            .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
-        drop(cmd);
+        let (child, pty) = spawn_in_group(launch, job)?;
         Self::attach(
             child,
             pty,
@@ -364,6 +350,25 @@ fn runs_via_shell_fallback(launch: &Launch) -> bool {
         return !(head[..n].starts_with(b"\x7fELF") || head[..n].starts_with(b"#!"));
     }
     false
+}
+
+/// Start `launch` on the process-group path (no cgroup). The host-death
+/// watchdog starts first, so it is never taken for one of the job's
+/// orphans (`orphans.rs`). Our copies of a terminal's slave side are
+/// dropped with the command, so the master reads end-of-file once the
+/// child's are closed.
+fn spawn_in_group(
+    launch: &Launch,
+    job: JobId,
+) -> io::Result<(tokio::process::Child, Option<PtyMaster>)> {
+    super::hostwatch::ensure_started();
+    let (mut cmd, pty) = build(launch, job)?;
+    new_group(&mut cmd, &pty);
+    let child = cmd
+        .spawn()
+        .map_err(|e| describe_spawn_error(&launch.spec.program, e))?;
+    drop(cmd);
+    Ok((child, pty))
 }
 
 /// A new process group led by the child — unless it runs on a terminal,

@@ -308,15 +308,12 @@ impl Driver {
         if from >= ranges.len() || !self.interp.is_active() {
             return None;
         }
-        let phases = self.tally.phases();
-        let ctx = Context {
-            job: self.id,
-            command: &self.launch.spec,
-            current_phase: phases.last(),
-            phase_stack: phases,
-            // One clock read per pipe read, not per line.
-            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
-        };
+        let ctx = context(
+            self.id,
+            &self.launch.spec,
+            self.tally.phases(),
+            self.line_elapsed(),
+        );
         let mut i = from;
         let result = self.interp.call(&ctx, |interp, ctx| {
             while let Some(&(s, e)) = ranges.get(i) {
@@ -437,6 +434,12 @@ impl Driver {
         }
     }
 
+    /// Time since the process started, for the lines being handled: one
+    /// clock read per pipe read, not per line.
+    fn line_elapsed(&self) -> std::time::Duration {
+        self.batch_elapsed.unwrap_or_else(|| self.started.elapsed())
+    }
+
     /// Call the interpreter with the job's context; a panic becomes an
     /// `interpreter_error` (see [`Interp`]).
     pub(super) fn call_interpreter(
@@ -444,15 +447,12 @@ impl Driver {
         f: impl FnOnce(&mut dyn Interpreter, &Context) -> Vec<InterpreterEvent>,
         line: Option<&str>,
     ) -> Vec<InterpreterEvent> {
-        let phases = self.tally.phases();
-        let ctx = Context {
-            job: self.id,
-            command: &self.launch.spec,
-            current_phase: phases.last(),
-            phase_stack: phases,
-            // One clock read per pipe read, not per line.
-            elapsed: self.batch_elapsed.unwrap_or_else(|| self.started.elapsed()),
-        };
+        let ctx = context(
+            self.id,
+            &self.launch.spec,
+            self.tally.phases(),
+            self.line_elapsed(),
+        );
         match self.interp.call(&ctx, f) {
             Ok(evs) => evs,
             Err(msg) => {
@@ -511,6 +511,23 @@ impl Stop {
 /// The `(start, end)` of each line in `bytes` (lines separated by `\n`, a
 /// `\r` before it belongs to the line ending, the last one ending where
 /// `bytes` does): exactly sized, as the log keeps it.
+/// What the interpreter is told about the job (built from the driver's
+/// fields, so the interpreter itself stays mutably borrowable).
+fn context<'a>(
+    job: crate::job::JobId,
+    command: &'a crate::spec::CommandSpec,
+    phases: &'a [crate::Phase],
+    elapsed: std::time::Duration,
+) -> Context<'a> {
+    Context {
+        job,
+        command,
+        current_phase: phases.last(),
+        phase_stack: phases,
+        elapsed,
+    }
+}
+
 fn cut_lines(bytes: &[u8]) -> Vec<(u32, u32)> {
     let n = memchr::memchr_iter(b'\n', bytes).count() + 1;
     let mut ranges = Vec::with_capacity(n);
