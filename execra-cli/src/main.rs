@@ -145,8 +145,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// A faster allocator than the system's for the many short-lived lines a
-/// chatty job produces (allocated on one thread, freed on another).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use execra::interpret::ProgressDetector;
 use execra::{
-    Command, Event, FailureReason, Outcome, Progress, RawOutputPolicy, Runtime, StdinMode, Stream,
-    SubscribeOptions,
+    Command, Event, EventRef, FailureReason, Outcome, Progress, RawOutputPolicy, Runtime,
+    StdinMode, Stream, SubscribeOptions,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -188,12 +188,17 @@ async fn consume(
 ) -> Result<Ui, CliError> {
     let mut cancelled = false;
     let mut stop = stop_signals();
-    let mut batch = Vec::with_capacity(BATCH);
     // One timer for the whole run, re-armed when output starts waiting in
     // the buffers (not a new timer per batch).
     let flush_timer = tokio::time::sleep(FLUSH_DELAY);
     tokio::pin!(flush_timer);
     let mut armed: Option<tokio::time::Instant> = None;
+    /// What woke the loop.
+    enum Wake {
+        Events(usize),
+        Flush,
+        Stop,
+    }
     loop {
         if ui.flush_at != armed {
             armed = ui.flush_at;
@@ -201,16 +206,16 @@ async fn consume(
                 flush_timer.as_mut().reset(at);
             }
         }
-        tokio::select! {
-            n = events.next_batch(&mut batch, BATCH) => {
-                if n == 0 {
-                    break;
-                }
-                // Borrowed, then dropped in place: no event is moved again.
-                for ev in &batch {
-                    ui.event(ev);
-                }
-                batch.clear();
+        let wake = tokio::select! {
+            // Lines are lent straight from the job's log into our buffers:
+            // no string or event is built per line.
+            n = events.next_batch_with(BATCH, |ev| ui.event(ev)) => Wake::Events(n),
+            _ = &mut flush_timer, if armed.is_some() => Wake::Flush,
+            _ = stop.recv(), if !cancelled => Wake::Stop,
+        };
+        match wake {
+            Wake::Events(0) => break,
+            Wake::Events(_) => {
                 if ui.broken.is_some() && !cancelled {
                     // Nobody reads our output any more (`| head`, disk
                     // full): stop the job the runtime's way.
@@ -218,8 +223,8 @@ async fn consume(
                     rt.cancel(id)?;
                 }
             }
-            _ = &mut flush_timer, if armed.is_some() => ui.flush(),
-            _ = stop.recv(), if !cancelled => {
+            Wake::Flush => ui.flush(),
+            Wake::Stop => {
                 cancelled = true;
                 ui.note("cancelling: stopping the job's whole process tree…");
                 rt.cancel(id)?;
@@ -470,38 +475,39 @@ impl Ui {
         m
     }
 
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: EventRef<'_>) {
         if self.json {
             if self.broken.is_none() {
                 // Straight into the buffer (no string per event).
-                let r = serde_json::to_writer(&mut self.out, ev)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| self.out.write_all(b"\n"));
+                let r = match ev {
+                    EventRef::Output(o) => serde_json::to_writer(&mut self.out, &o.to_event()),
+                    EventRef::Other(e) => serde_json::to_writer(&mut self.out, e),
+                }
+                .map_err(std::io::Error::from)
+                .and_then(|_| self.out.write_all(b"\n"));
                 self.check(r);
                 self.dirty();
             }
             return;
         }
-        match ev {
-            Event::OutputAppended {
-                stream,
-                line,
-                redraw: false,
-                ..
-            } => {
+        let ev = match ev {
+            EventRef::Output(o) if !o.redraw => {
                 self.redraw = None;
-                self.print(*stream, line);
+                self.print(o.stream, o.line);
+                return;
             }
-            Event::OutputAppended {
-                line, redraw: true, ..
-            } => {
+            EventRef::Output(o) => {
                 self.flush();
-                self.redraw = Some(line.clone());
+                self.redraw = Some(o.line.to_owned());
                 let msg = self.message();
                 if let Some(bar) = self.bar() {
                     bar.set_message(msg);
                 }
+                return;
             }
+            EventRef::Other(ev) => ev,
+        };
+        match ev {
             Event::OutputSkipped { count, .. } => {
                 // Not expected with a backpressure subscription; say so if
                 // it ever happens rather than lose lines silently.

@@ -389,3 +389,75 @@ impl Event {
         matches!(self, Event::Finalized { .. })
     }
 }
+
+/// An event lent out by
+/// [`EventStream::next_batch_with`](crate::EventStream::next_batch_with):
+/// an output line's text borrowed from the job's log (no allocation per
+/// line), any other event by reference. Copy what you keep
+/// ([`to_event`](Self::to_event)).
+#[derive(Debug, Clone, Copy)]
+pub enum EventRef<'a> {
+    /// An `output_appended` event.
+    Output(OutputRef<'a>),
+    /// Any other event.
+    Other(&'a Event),
+}
+
+/// An `output_appended` event whose text is borrowed (see [`EventRef`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputRef<'a> {
+    /// The job.
+    pub job: JobId,
+    /// Which pipe.
+    pub stream: Stream,
+    /// The text, without its line ending.
+    pub line: &'a str,
+    /// `true` for a provisional redraw of the current line.
+    pub redraw: bool,
+    /// When.
+    pub at: SystemTime,
+}
+
+impl<'a> EventRef<'a> {
+    /// The view of an owned event (an `output_appended` becomes
+    /// [`EventRef::Output`]).
+    pub fn of(ev: &'a Event) -> Self {
+        match ev {
+            Event::OutputAppended {
+                job,
+                stream,
+                line,
+                redraw,
+                at,
+            } => EventRef::Output(OutputRef {
+                job: *job,
+                stream: *stream,
+                line,
+                redraw: *redraw,
+                at: *at,
+            }),
+            other => EventRef::Other(other),
+        }
+    }
+
+    /// An owned copy of the event.
+    pub fn to_event(&self) -> Event {
+        match self {
+            EventRef::Output(o) => o.to_event(),
+            EventRef::Other(e) => (*e).clone(),
+        }
+    }
+}
+
+impl OutputRef<'_> {
+    /// An owned `output_appended` event.
+    pub fn to_event(&self) -> Event {
+        Event::OutputAppended {
+            job: self.job,
+            stream: self.stream,
+            line: self.line.to_owned(),
+            redraw: self.redraw,
+            at: self.at,
+        }
+    }
+}

@@ -144,6 +144,26 @@ pub trait Interpreter: Send {
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
     }
+
+    /// An optional shortcut for chatty jobs: `text` holds several complete
+    /// output lines of one stream, separated by `\n` (a line may end in
+    /// `\r`). Return `true` only if [`on_line`](Self::on_line) would return
+    /// no events for any of them and would change nothing (say, none holds
+    /// a byte your patterns need): the runtime then skips the `on_line`
+    /// calls for those lines. The default, `false`, has every line go
+    /// through `on_line`. An interpreter that counts lines, or keeps the
+    /// last one, must keep the default.
+    ///
+    /// ```
+    /// use execra::{Interpreter, interpret::ProgressDetector};
+    /// let d = ProgressDetector::new();
+    /// assert!(d.ignores_lines("1\n2\n3"));
+    /// assert!(!d.ignores_lines("1\n50%\n3"));
+    /// ```
+    fn ignores_lines(&self, text: &str) -> bool {
+        let _ = text;
+        false
+    }
 }
 
 impl<T: Interpreter + ?Sized> Interpreter for Box<T> {
@@ -158,5 +178,8 @@ impl<T: Interpreter + ?Sized> Interpreter for Box<T> {
     }
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn ignores_lines(&self, text: &str) -> bool {
+        (**self).ignores_lines(text)
     }
 }

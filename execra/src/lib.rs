@@ -47,7 +47,7 @@ pub mod store;
 pub mod tauri;
 
 pub use command::{Command, CommandSpec, PtySize, StdinMode, SECRET_PLACEHOLDER};
-pub use event::{Event, Stream};
+pub use event::{Event, EventRef, OutputRef, Stream};
 pub use finding::{Action, Finding, RelatedEntity, Severity};
 pub use interpreter::{Context, Interpreter, InterpreterEvent, Line};
 pub use job::{Job, JobId, JobState};

@@ -174,4 +174,13 @@ impl Interpreter for Chain {
     fn name(&self) -> &str {
         &self.name
     }
+
+    /// When every interpreter still enabled ignores them (a panic here is
+    /// the runtime's to catch, like one in `on_line`).
+    fn ignores_lines(&self, text: &str) -> bool {
+        self.members
+            .iter()
+            .filter(|m| m.enabled)
+            .all(|m| m.interpreter.ignores_lines(text))
+    }
 }

@@ -71,7 +71,7 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
-use crate::event::{Event, Stream};
+use crate::event::{Event, EventRef, OutputRef, Stream};
 use crate::job::JobId;
 
 /// Memory one output line is counted as, beyond its text.
@@ -386,6 +386,66 @@ impl Local {
         n
     }
 
+    /// Lend up to `max` buffered events to `f`, oldest first, then drop
+    /// them; returns how many. A run of lines is lent as ranges of its
+    /// read's string: no line is copied.
+    pub(crate) fn visit<F: FnMut(EventRef<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(front) = self.items.front_mut() else {
+                break;
+            };
+            match front {
+                Pending::Run {
+                    job,
+                    stream,
+                    at,
+                    chunk,
+                    next,
+                    end,
+                } => {
+                    let text = self.chunks.get(*chunk as usize);
+                    let k = ((*end - *next) as usize).min(max - n);
+                    let from = *next as usize;
+                    for &(s, e) in self.ranges.get(from..from + k).unwrap_or_default() {
+                        f(EventRef::Output(OutputRef {
+                            job: *job,
+                            stream: *stream,
+                            line: slice(text, s, e),
+                            redraw: false,
+                            at: *at,
+                        }));
+                    }
+                    *next += k as u32;
+                    n += k;
+                    if *next < *end {
+                        continue;
+                    }
+                }
+                Pending::Out(job, o) => {
+                    f(EventRef::Output(OutputRef {
+                        job: *job,
+                        stream: o.stream,
+                        line: o.line.as_str(),
+                        redraw: o.redraw,
+                        at: o.at,
+                    }));
+                    n += 1;
+                }
+                Pending::Event(e) => {
+                    f(EventRef::of(e));
+                    n += 1;
+                }
+            }
+            self.items.pop_front();
+        }
+        if self.items.is_empty() {
+            self.chunks.clear();
+            self.ranges.clear();
+        }
+        n
+    }
+
     fn push_event(&mut self, ev: Event) {
         self.items.push_back(Pending::Event(Box::new(ev)));
     }
@@ -492,6 +552,21 @@ impl Block {
                     .get(i)
                     .map_or(0, |&(s, e)| e.saturating_sub(s) as usize)
                     + LINE_OVERHEAD
+            }
+        }
+    }
+
+    /// Memory lines `from..to` are counted as (see [`size`](Self::size)).
+    fn size_of(&self, from: usize, to: usize) -> usize {
+        match &self.text {
+            BlockText::Owned(_) => (from..to).map(|i| self.size(i)).sum(),
+            BlockText::Shared(_) => {
+                let lines = self.ranges.as_slice().get(from..to).unwrap_or_default();
+                let text: usize = lines
+                    .iter()
+                    .map(|&(s, e)| e.saturating_sub(s) as usize)
+                    .sum();
+                text + lines.len() * LINE_OVERHEAD
             }
         }
     }
@@ -683,11 +758,27 @@ impl LogState {
                     continue;
                 }
             }
-            let size = front.size(front.first);
+            // Part of the block: as many front lines as one by one would
+            // go (at least one: the loop's condition holds), counted in one
+            // pass rather than a round of this loop per line.
+            let first = front.first;
+            let allowed = usize::try_from(keep_from - (front.seq + first as u64))
+                .unwrap_or(usize::MAX)
+                .min(self.output_lines - min_kept)
+                .min(rest);
+            let mut k = self
+                .output_lines
+                .saturating_sub(limits.lines)
+                .clamp(1, allowed.max(1));
+            let mut size = front.size_of(first, first + k);
+            while k < allowed && self.output_bytes - size > limits.bytes {
+                size += front.size(first + k);
+                k += 1;
+            }
             front.kept_bytes -= size as u64;
-            front.first += 1;
+            front.first += k;
             let emptied = front.first >= front.len();
-            self.output_lines -= 1;
+            self.output_lines -= k;
             self.output_bytes -= size;
             if emptied {
                 self.output.pop_front();

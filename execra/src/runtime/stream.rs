@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::event::Event;
+use crate::event::{Event, EventRef};
 
 use super::log::{BusReceiver, JobCursor, Local, Read};
 
@@ -223,55 +223,93 @@ impl EventStream {
         };
         out.push(first);
         let mut n = 1;
-        while n < max {
-            if self.buf.is_empty() {
-                if let State::Idle(src) = &mut self.state {
-                    if let Read::Ended = src.try_read(&mut self.buf) {
-                        self.state = State::Done;
-                    } else if src.take_woke_driver() {
-                        self.yield_soon = true;
-                    }
-                }
-                if self.buf.is_empty() {
-                    break;
-                }
-            }
+        while n < max && self.refill() {
             n += self.buf.drain_into(out, max - n);
         }
         n
     }
 
+    /// Wait for at least one event, then lend every event that is ready (at
+    /// most `max`, at least 1) to `f`, in order. Returns how many; 0 means
+    /// the stream has ended.
+    ///
+    /// The fastest way to consume a chatty job: output lines are lent as
+    /// text borrowed from the job's log ([`EventRef::Output`]), so no
+    /// `String` or [`Event`] is built per line. `f` must not block: the
+    /// stream is not read while it runs.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut events: execra::EventStream) {
+    /// use execra::EventRef;
+    /// let mut lines = 0;
+    /// while events
+    ///     .next_batch_with(4096, |ev| {
+    ///         if let EventRef::Output(out) = ev {
+    ///             lines += usize::from(!out.line.is_empty());
+    ///         }
+    ///     })
+    ///     .await
+    ///     > 0
+    /// {}
+    /// # }
+    /// ```
+    pub async fn next_batch_with<F: FnMut(EventRef<'_>)>(&mut self, max: usize, mut f: F) -> usize {
+        let max = max.max(1);
+        if !std::future::poll_fn(|cx| self.poll_ready(cx)).await {
+            return 0;
+        }
+        let mut n = 0;
+        while n < max && self.refill() {
+            n += self.buf.visit(max - n, &mut f);
+        }
+        n
+    }
+
+    /// Make sure the local buffer holds something if the source has it
+    /// ready now, without waiting: `false` when it is empty.
+    fn refill(&mut self) -> bool {
+        if self.buf.is_empty() {
+            if let State::Idle(src) = &mut self.state {
+                if let Read::Ended = src.try_read(&mut self.buf) {
+                    self.state = State::Done;
+                } else if src.take_woke_driver() {
+                    self.yield_soon = true;
+                }
+            }
+        }
+        !self.buf.is_empty()
+    }
+
     /// An event that is ready now, without waiting (`None` if nothing is
     /// ready yet or the stream ended).
     pub fn try_next(&mut self) -> Option<Event> {
-        if let Some(e) = self.buf.pop() {
-            return Some(e);
-        }
-        if let State::Idle(src) = &mut self.state {
-            if let Read::Ended = src.try_read(&mut self.buf) {
-                self.state = State::Done;
-            } else if src.take_woke_driver() {
-                self.yield_soon = true;
-            }
-        }
+        self.refill();
         self.buf.pop()
     }
 
     #[inline]
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        match self.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Ready(true) => Poll::Ready(self.buf.pop()),
+        }
+    }
+
+    /// `Ready(true)` once the local buffer holds an event, `Ready(false)`
+    /// when the stream has ended.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if self.yield_soon {
             self.yield_soon = false;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         if self.buf.is_empty() {
-            match self.poll_fill(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(false) => return Poll::Ready(None),
-                Poll::Ready(true) => {}
-            }
+            self.poll_fill(cx)
+        } else {
+            Poll::Ready(true)
         }
-        Poll::Ready(self.buf.pop())
     }
 
     /// Refill the empty local buffer from the source: `Ready(true)` when it
