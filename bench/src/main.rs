@@ -22,7 +22,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scenario::{Spec, GIB};
+use scenario::{ReadBy, Spec, GIB};
 
 const LINES: u64 = 1_000_000;
 const FINISHED_TOTAL: usize = 20_000;
@@ -227,7 +227,7 @@ fn specs(chosen: &[&str], pub_bigline: u64) -> Vec<(String, Impl, Spec)> {
         let mut add = |label: &str, f: &dyn Fn(Impl) -> Spec| {
             for imp in IMPLS {
                 if imp == Impl::Raw && label == "lines-main"
-                    || imp != Impl::Ours && label == "lines-batch"
+                    || imp != Impl::Ours && label.starts_with("lines-b")
                 {
                     continue;
                 }
@@ -239,20 +239,26 @@ fn specs(chosen: &[&str], pub_bigline: u64) -> Vec<(String, Impl, Spec)> {
                 add("lines", &|_| Spec::Lines {
                     n: LINES,
                     on_main: false,
-                    batch: false,
+                    read: ReadBy::Next,
                 });
-                // Ours read with `next_batch` (the published crate has none).
+                // Ours read with `next_batch` and `next_batch_with` (the
+                // published crate has neither).
                 add("lines-batch", &|_| Spec::Lines {
                     n: LINES,
                     on_main: false,
-                    batch: true,
+                    read: ReadBy::Batch,
+                });
+                add("lines-borrow", &|_| Spec::Lines {
+                    n: LINES,
+                    on_main: false,
+                    read: ReadBy::Borrow,
                 });
                 // Diagnostic: the subscriber on the block_on thread, which is
                 // not a tokio worker (raw has no subscriber, so no variant).
                 add("lines-main", &|_| Spec::Lines {
                     n: LINES,
                     on_main: true,
-                    batch: false,
+                    read: ReadBy::Next,
                 });
             }
             "bigline" => add("bigline", &|imp| Spec::BigLine {
@@ -446,20 +452,27 @@ fn print_table(res: &Results, pub_bigline: u64) {
             goal: "ours ÷ raw ≥ 0.6",
             met: met(rate(Ours).zip(rate(Raw)).map(|(o, r)| o / r >= 0.6)),
         });
-        if has("lines-batch") {
-            let delivered = res.median("lines-batch", Ours, "delivered");
+        for (label, how) in [
+            ("lines-batch", "`next_batch(…, 1024)`"),
+            (
+                "lines-borrow",
+                "`next_batch_with(4096, …)` (lines borrowed)",
+            ),
+        ] {
+            if !has(label) {
+                continue;
+            }
+            let delivered = res.median(label, Ours, "delivered");
             let all = res
-                .worst("lines-batch", Ours, "delivered", true)
+                .worst(label, Ours, "delivered", true)
                 .map(|d| d as u64 == LINES);
-            let rate_batch = res
-                .median("lines-batch", Ours, "secs")
-                .map(|s| LINES as f64 / s);
+            let rate_batch = res.median(label, Ours, "secs").map(|s| LINES as f64 / s);
             let cell = delivered
                 .zip(rate_batch)
                 .map(|(d, r)| format!("{:.1} %, {}", d / LINES as f64 * 100.0, kl(r)));
             rows.push(Row {
                 scenario: "",
-                figure: "same, read with `next_batch(…, 1024)` (delivered, throughput)".into(),
+                figure: format!("same, read with {how} (delivered, throughput)"),
                 cells: [cell.unwrap_or_else(|| "—".into()), "—".into(), "—".into()],
                 ratios: [ratio(rate_batch, rate(Raw)), "—".into()],
                 goal: "100 %, ours ÷ raw ≥ 0.6",

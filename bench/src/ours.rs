@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use execra::{Command, Event, Runtime};
+use execra::{Command, Event, EventRef, Runtime};
 
 use crate::mem::Probe;
 use crate::report::Report;
-use crate::scenario::{self, Spec};
+use crate::scenario::{self, ReadBy, Spec};
 
 async fn warmup(rt: &Runtime) {
     let h = rt.spawn(Command::new("true")).expect("ours: spawn warm-up");
@@ -16,7 +16,7 @@ async fn warmup(rt: &Runtime) {
 pub async fn run(spec: &Spec) -> Report {
     let mut r = Report::default();
     match spec {
-        Spec::Lines { n, on_main, batch } => {
+        Spec::Lines { n, on_main, read } => {
             let rt = Runtime::new();
             warmup(&rt).await;
             let probe = Probe::start();
@@ -25,10 +25,23 @@ pub async fn run(spec: &Spec) -> Report {
                 .spawn(Command::new("seq").arg(n.to_string()))
                 .expect("ours: spawn seq");
             let mut events = h.subscribe();
-            let batched = *batch;
+            let read = *read;
             let consumer = async move {
                 let (mut lines, mut skipped, mut finalized) = (0u64, 0u64, false);
-                if batched {
+                if read == ReadBy::Borrow {
+                    // Batched consumption (one wake-up per batch of events),
+                    // lines lent as borrowed text.
+                    while events
+                        .next_batch_with(4096, |ev| match ev {
+                            EventRef::Output(_) => lines += 1,
+                            EventRef::Other(Event::OutputSkipped { count, .. }) => skipped += count,
+                            EventRef::Other(Event::Finalized { .. }) => finalized = true,
+                            _ => {}
+                        })
+                        .await
+                        > 0
+                    {}
+                } else if read == ReadBy::Batch {
                     // Batched consumption (one wake-up per batch of events).
                     let mut batch = Vec::with_capacity(1024);
                     while events.next_batch(&mut batch, 1024).await > 0 {

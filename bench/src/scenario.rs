@@ -15,13 +15,34 @@ pub fn bigline_script(bytes: u64) -> String {
     format!("head -c {bytes} /dev/zero | tr '\\0' x")
 }
 
+/// How the `lines` subscriber reads (the batched ways are ours only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBy {
+    /// `next()`, one event at a time.
+    Next,
+    /// `next_batch(&mut Vec<Event>, 1024)`.
+    Batch,
+    /// `next_batch_with(4096, |ev| …)`: lines lent as borrowed text.
+    Borrow,
+}
+
+impl ReadBy {
+    fn name(self) -> &'static str {
+        match self {
+            ReadBy::Next => "next",
+            ReadBy::Batch => "batch",
+            ReadBy::Borrow => "borrow",
+        }
+    }
+}
+
 /// One measurement, run in a fresh process.
 #[derive(Debug, Clone)]
 pub enum Spec {
     /// `seq n`, one subscriber: a spawned task (`on_main = false`), or the
     /// `block_on` thread itself, which is not a worker (`on_main = true`);
-    /// reading with `next()` or (`batch`, ours only) `next_batch`.
-    Lines { n: u64, on_main: bool, batch: bool },
+    /// reading as `read` says.
+    Lines { n: u64, on_main: bool, read: ReadBy },
     /// One line of `bytes` without a newline.
     BigLine { bytes: u64 },
     /// `total` `true` jobs, `wave` at a time; RSS at each checkpoint.
@@ -41,11 +62,11 @@ impl Spec {
     /// Arguments after `child <impl>` that rebuild this spec.
     pub fn to_args(&self) -> Vec<String> {
         match self {
-            Spec::Lines { n, on_main, batch } => vec![
+            Spec::Lines { n, on_main, read } => vec![
                 "lines".into(),
                 n.to_string(),
                 if *on_main { "main" } else { "task" }.into(),
-                if *batch { "batch" } else { "next" }.into(),
+                read.name().into(),
             ],
             Spec::BigLine { bytes } => vec!["bigline".into(), bytes.to_string()],
             Spec::Finished {
@@ -79,7 +100,10 @@ impl Spec {
             "lines" => Spec::Lines {
                 n: num(1)?,
                 on_main: args.get(2)? == "main",
-                batch: args.get(3).is_some_and(|a| a == "batch"),
+                read: [ReadBy::Batch, ReadBy::Borrow]
+                    .into_iter()
+                    .find(|r| args.get(3).is_some_and(|a| a == r.name()))
+                    .unwrap_or(ReadBy::Next),
             },
             "bigline" => Spec::BigLine { bytes: num(1)? },
             "finished" => Spec::Finished {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use execra::{
-    Command, Context, Event, ExitCode, FailureReason, Finding, Interpreter, InterpreterEvent, Lag,
-    Line, Outcome, Progress, RawOutputPolicy, Runtime, SubscribeOptions,
+    Command, Context, Event, EventRef, ExitCode, FailureReason, Finding, Interpreter,
+    InterpreterEvent, Lag, Line, Outcome, Progress, RawOutputPolicy, Runtime, SubscribeOptions,
 };
 
 /// Guard against hangs: a test fails loudly instead of blocking CI.
@@ -435,4 +435,122 @@ async fn next_batch_respects_max_and_ends_with_zero() {
     assert_eq!(lines + skipped, 10_000);
     assert!(total > 100, "several batches");
     assert_eq!(s.next_batch(&mut batch, 10).await, 0, "stays ended");
+}
+
+#[cfg(feature = "interpret")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_batch_with_lends_every_line_in_order_to_a_slow_backpressure_consumer() {
+    // A ProgressDetector too: lines without markers skip it in bulk
+    // (`Interpreter::ignores_lines`), the progress lines in between must
+    // still be seen, in their place.
+    let rt = Runtime::builder()
+        .output_buffer(1000, 1 << 20)
+        .build()
+        .unwrap();
+    let script = "seq 1 300000; echo 50%; seq 300001 600000; echo 100%";
+    let h = rt
+        .spawn(
+            Command::new("sh")
+                .args(["-c", script])
+                .interpreter(execra::interpret::ProgressDetector::new()),
+        )
+        .unwrap();
+    let mut s = h.subscribe_with(SubscribeOptions::backpressure().max_lag_bytes(64 * 1024));
+    let consumer = async {
+        let (mut next, mut calls, mut max_seen) = (1u64, 0usize, 0usize);
+        let mut progress = Vec::new();
+        let mut kinds = Vec::new();
+        loop {
+            let mut in_call = 0usize;
+            let n = s
+                .next_batch_with(512, |ev| {
+                    in_call += 1;
+                    match ev {
+                        EventRef::Output(o) => {
+                            assert!(!o.redraw);
+                            if let Some(pct) = o.line.strip_suffix('%') {
+                                progress.push((next, pct.to_string()));
+                            } else {
+                                assert_eq!(o.line, next.to_string(), "every line, in order");
+                                next += 1;
+                            }
+                        }
+                        EventRef::Other(Event::OutputSkipped { count, .. }) => {
+                            panic!("a backpressure subscriber was skipped {count} lines")
+                        }
+                        EventRef::Other(Event::ProgressUpdated { progress: p, .. }) => {
+                            progress.push((next, format!("{:?}", p.as_fraction())));
+                        }
+                        EventRef::Other(e) => kinds.push(e.kind()),
+                    }
+                })
+                .await;
+            assert_eq!(n, in_call, "the count is the number of events lent");
+            assert!(n <= 512, "lent {n} events for a max of 512");
+            if n == 0 {
+                break;
+            }
+            calls += 1;
+            max_seen = max_seen.max(n);
+            if calls % 100 == 0 {
+                // Deliberately slow.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        (next - 1, progress, kinds, max_seen)
+    };
+    let (lines, progress, kinds, max_seen) = within(120, "the consumer", consumer).await;
+    assert_eq!(lines, 600_000);
+    assert!(max_seen > 1, "several events per call");
+    // Each progress line, then its progress event, where it was printed.
+    assert_eq!(
+        progress,
+        [
+            (300_001, "50".to_string()),
+            (300_001, "Some(0.5)".to_string()),
+            (600_001, "100".to_string()),
+            (600_001, "Some(1.0)".to_string()),
+        ]
+    );
+    assert_eq!(kinds.first(), Some(&"job_created"));
+    assert_eq!(kinds.last(), Some(&"finalized"));
+    assert!(h.await.is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_batch_with_lends_redraws_and_replays_a_finished_job() {
+    let rt = Runtime::new();
+    let h = rt
+        .spawn(Command::new("sh").args(["-c", "printf 'half\\rdone\\nend\\n'"]))
+        .unwrap();
+    let id = h.id();
+    assert!(h.await.is_success());
+    // A late subscriber: the replay of the finished job's log.
+    let mut s = rt.subscribe_job(id);
+    let mut seen = Vec::new();
+    while within(
+        30,
+        "next_batch_with",
+        s.next_batch_with(2, |ev| match ev {
+            EventRef::Output(o) => seen.push(format!(
+                "{}{}",
+                o.line,
+                if o.redraw { " (redraw)" } else { "" }
+            )),
+            EventRef::Other(e) => seen.push(e.kind().to_string()),
+        }),
+    )
+    .await
+        > 0
+    {}
+    let output: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.contains('_') && *k != "exited" && *k != "finalized")
+        .collect();
+    assert_eq!(output, ["half (redraw)", "done", "end"]);
+    assert_eq!(seen.last().map(String::as_str), Some("finalized"));
+    let mut none = 0;
+    assert_eq!(s.next_batch_with(10, |_| none += 1).await, 0, "stays ended");
+    assert_eq!(none, 0);
 }

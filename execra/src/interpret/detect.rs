@@ -486,6 +486,28 @@ mod tests {
     }
 
     #[test]
+    fn ignores_lines_only_when_no_line_can_hold_progress() {
+        use crate::Interpreter;
+        let d = ProgressDetector::new();
+        assert!(d.ignores_lines("1\n2\r\n3"));
+        assert!(d.ignores_lines(""));
+        for marked in ["1\n2%\n3", "a/b", "1 of 2", "1 OF 2", "\x1b[0m"] {
+            assert!(!d.ignores_lines(marked), "{marked:?}");
+        }
+        // Without byte counts, an `o` is nothing to it.
+        assert!(ProgressDetector::new()
+            .bytes(false)
+            .ignores_lines("foo\nbar"));
+        assert!(!ProgressDetector::new().ignores_lines("foo\nbar"));
+        // And a chain ignores what all of its members ignore.
+        let mut chain = crate::interpret::Chain::new();
+        chain.push(Box::new(ProgressDetector::new().bytes(false)));
+        assert!(chain.ignores_lines("foo"));
+        chain.push(Box::new(ProgressDetector::new()));
+        assert!(!chain.ignores_lines("foo"));
+    }
+
+    #[test]
     fn the_pre_scan_rejects_only_lines_without_markers() {
         assert_eq!(markers(b"4999999"), 0);
         assert_eq!(markers(b"compiling foo v1.0"), 0);
