@@ -4,7 +4,8 @@
 //! Output is lossless: the job is subscribed with
 //! [`Lag::Backpressure`](execra::Lag::Backpressure), so when our stdout is
 //! slow (a terminal, a pipe, a disk) the job waits, as in a shell pipe. It is
-//! read in batches ([`EventStream::next_batch`](execra::EventStream::next_batch))
+//! read in batches, each line lent as text borrowed from the job's log
+//! ([`EventStream::next_batch_with`](execra::EventStream::next_batch_with)),
 //! and written through buffered writers. Stdin is passed on: a pipe or file
 //! as is, a terminal by forwarding, `/dev/null` with `--no-stdin`. When our
 //! stdout is closed or cannot be written, the job is cancelled (exit 141 for

@@ -302,6 +302,14 @@ struct State {
     error: Option<(io::ErrorKind, String)>,
     /// Emptied chunks, reused by the driver.
     spare: Vec<Vec<u8>>,
+    /// The writer sleeps on `work` (a hand-over must wake it; otherwise it
+    /// finds the chunk itself, and a wake-up would be a system call for
+    /// nothing).
+    writer_waiting: bool,
+    /// Threads waiting on `done` (the driver for room, readers for the
+    /// writer to catch up): the writer wakes them after each chunk only if
+    /// there are any.
+    done_waiters: usize,
 }
 
 impl Shared {
@@ -325,10 +333,12 @@ impl Shared {
             if left.is_zero() {
                 return;
             }
+            st.done_waiters += 1;
             st = match self.done.wait_timeout(st, left) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+            st.done_waiters -= 1;
         }
     }
 }
@@ -395,7 +405,9 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
                 shared.done.notify_all();
                 return;
             }
-            shared.done.notify_all();
+            if st.done_waiters > 0 {
+                shared.done.notify_all();
+            }
             continue;
         }
         if st.closing {
@@ -415,11 +427,13 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
         if unflushed > 0 {
             let due = st.wanted > st.visible;
             if !due {
+                st.writer_waiting = true;
                 let (g, timeout) = match shared.work.wait_timeout(st, IDLE_FLUSH) {
                     Ok(w) => w,
                     Err(p) => p.into_inner(),
                 };
                 st = g;
+                st.writer_waiting = false;
                 if !timeout.timed_out() || !st.queue.is_empty() || st.closing {
                     continue;
                 }
@@ -440,10 +454,12 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
             shared.done.notify_all();
             continue;
         }
+        st.writer_waiting = true;
         st = match shared.work.wait(st) {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        st.writer_waiting = false;
     }
 }
 
@@ -575,10 +591,12 @@ impl RawLog {
                 } else {
                     // Bounded: wait for the writer if it is far behind.
                     while st.queued >= MAX_QUEUED && !st.ended {
+                        st.done_waiters += 1;
                         st = match shared.done.wait(st) {
                             Ok(g) => g,
                             Err(p) => p.into_inner(),
                         };
+                        st.done_waiters -= 1;
                     }
                     // No spare: one the size of the last, not grown again.
                     let next = st
@@ -589,8 +607,11 @@ impl RawLog {
                     st.queued += chunk.len();
                     st.handed += 1;
                     st.queue.push_back(chunk);
+                    let wake = st.writer_waiting;
                     drop(st);
-                    shared.work.notify_one();
+                    if wake {
+                        shared.work.notify_one();
+                    }
                     Ok(())
                 }
             }

@@ -34,7 +34,9 @@
 //! entry (the read's string, referenced once, and the ranges, copied with
 //! one `memcpy`). Each [`Event`] is built only when the consumer takes it,
 //! in the consumer's own slot: one allocation per line (its `String`), no
-//! 256-byte event moved around before that.
+//! 256-byte event moved around before that. A consumer that borrows
+//! ([`Local::visit`], `EventStream::next_batch_with`) gets each line as a
+//! `&str` into the read's string: no allocation at all.
 //!
 //! **Backpressure cursors.** A job cursor opened with
 //! [`Lag::Backpressure`](super::Lag) is never skipped: output lines it has not

@@ -157,7 +157,9 @@ enum State {
 /// subscribed is not replayed: it sees the latest). Events are copied out
 /// of the job's log in runs of up to 4096 under one lock and built one by
 /// one as they are taken, so [`next`](Self::next) is cheap per event;
-/// [`next_batch`](Self::next_batch) takes many per call.
+/// [`next_batch`](Self::next_batch) takes many per call, and
+/// [`next_batch_with`](Self::next_batch_with) lends many per call without
+/// building them (output lines as borrowed text).
 pub struct EventStream {
     buf: Local,
     state: State,
