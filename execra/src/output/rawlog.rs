@@ -557,6 +557,41 @@ impl RawLog {
         Ok(())
     }
 
+    /// Append the lines `ranges` of `chunk` (a pipe read's complete lines):
+    /// [`line`](Self::line) for each, in one loop with room reserved once.
+    /// On a failure, the index of the line it failed on.
+    pub(crate) fn lines(
+        &mut self,
+        stream: Stream,
+        chunk: &str,
+        ranges: &[(u32, u32)],
+    ) -> Result<(), (usize, io::Error)> {
+        if self.out.is_none() {
+            return Ok(());
+        }
+        let prefix = match stream {
+            Stream::Stdout => STDOUT_PREFIX,
+            Stream::Stderr => STDERR_PREFIX,
+        }
+        .as_bytes();
+        let bytes = chunk.as_bytes();
+        if let (Some(&(first, _)), Some(&(_, last))) = (ranges.first(), ranges.last()) {
+            let text = (last as usize).saturating_sub(first as usize);
+            let room = (text + ranges.len() * (prefix.len() + 1)).min(CHUNK);
+            self.buf.reserve(room);
+        }
+        for (i, &(s, e)) in ranges.iter().enumerate() {
+            let line = bytes.get(s as usize..e as usize).unwrap_or_default();
+            self.buf.extend_from_slice(prefix);
+            self.buf.extend_from_slice(line);
+            self.buf.push(b'\n');
+            if self.buf.len() >= CHUNK {
+                self.hand_off(false).map_err(|err| (i, err))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The end of one read's worth of lines: hand them to the writer, which
     /// makes them readable soon (at once for a reader in this process:
     /// [`Runtime::output`](crate::Runtime::output) and [`LogTail`] wait for

@@ -191,12 +191,7 @@ impl Driver {
         // The raw log: a failure is reported before the line it failed on.
         let mut raw_fail = None;
         if let Some(raw) = &mut self.raw {
-            for (i, &(s, e)) in ranges.iter().enumerate() {
-                if let Err(err) = raw.line(stream, slice(chunk, s, e)) {
-                    raw_fail = Some((i, err));
-                    break;
-                }
-            }
+            raw_fail = raw.lines(stream, chunk, &ranges).err();
         }
         if let Some(ring) = &self.entry.ring {
             let mut ring = lock(ring);
