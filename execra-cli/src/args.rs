@@ -109,6 +109,11 @@ pub struct RunArgs {
     /// or file as is, the terminal by forwarding).
     #[arg(long)]
     pub no_stdin: bool,
+    /// Keep the job's output for `execra logs` as `gzip` (compressed while
+    /// written), `plain` (no compression: less CPU for a very chatty job,
+    /// more disk) or `off` (history only).
+    #[arg(long, env = "EXECRA_RAW_LOG", default_value = "gzip", value_parser = parse_raw_log, value_name = "gzip|plain|off")]
+    pub raw_log: execra::RawOutputPolicy,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
@@ -167,6 +172,16 @@ pub fn parse_containment(s: &str) -> Result<execra::Containment, String> {
         "auto" => Ok(execra::Containment::Auto),
         "process-group" => Ok(execra::Containment::ProcessGroup),
         _ => Err(format!("{s:?}: expected auto or process-group")),
+    }
+}
+
+/// Parse `gzip`, `plain` or `off` (`execra run --raw-log`).
+pub fn parse_raw_log(s: &str) -> Result<execra::RawOutputPolicy, String> {
+    match s {
+        "gzip" => Ok(execra::RawOutputPolicy::PersistGzipOnFinalize),
+        "plain" => Ok(execra::RawOutputPolicy::Persist),
+        "off" => Ok(execra::RawOutputPolicy::Disabled),
+        _ => Err(format!("{s:?}: expected gzip, plain or off")),
     }
 }
 

@@ -325,7 +325,17 @@ pub async fn logs(a: LogsArgs, paths: &Paths) -> Result<(), CliError> {
         return follow(&store, job.id, paths).await;
     }
     let rt = open_runtime(paths)?;
-    show_lines(rt.output(job.id)?)
+    let lines = rt.output(job.id)?;
+    let logged = ["log", "log.gz"]
+        .iter()
+        .any(|ext| paths.logs.join(format!("{}.{ext}", job.id)).exists());
+    if lines.is_empty() && !logged {
+        eprintln!(
+            "execra: job {} has no raw log (it ran with --raw-log off, or its log was pruned)",
+            job.id
+        );
+    }
+    show_lines(lines)
 }
 
 /// Tail a running job's raw log (gzipped while written, readable up to its

@@ -39,25 +39,32 @@ pub const EXIT_CANCELLED: u8 = 130;
 /// program killed by `SIGPIPE`; the job is cancelled.
 pub const EXIT_BROKEN_PIPE: u8 = 141;
 
-/// Open the runtime every subcommand shares: history plus gzipped raw logs.
+/// Open the runtime every subcommand shares: history plus the raw logs
+/// (read in either form; new ones gzipped).
 pub fn open_runtime(paths: &Paths) -> Result<Runtime, CliError> {
-    open_runtime_with(paths, execra::Containment::Auto, false)
+    open_runtime_with(
+        paths,
+        execra::Containment::Auto,
+        false,
+        RawOutputPolicy::PersistGzipOnFinalize,
+    )
 }
 
-/// [`open_runtime`] with a chosen containment (`execra run --containment`)
-/// and, for `execra run` (one job per process), the host as a child
-/// subreaper.
+/// [`open_runtime`] with a chosen containment (`execra run --containment`),
+/// raw log (`--raw-log`) and, for `execra run` (one job per process), the
+/// host as a child subreaper.
 pub fn open_runtime_with(
     paths: &Paths,
     containment: execra::Containment,
     subreaper: bool,
+    raw_log: RawOutputPolicy,
 ) -> Result<Runtime, CliError> {
     Runtime::builder()
         .containment(containment)
         .subreaper(subreaper)
         .history(&paths.db)
         .log_dir(&paths.logs)
-        .raw_output(RawOutputPolicy::PersistGzipOnFinalize)
+        .raw_output(raw_log)
         .build()
         .map_err(|e| CliError::new(format!("cannot open history {}: {e}", paths.db.display())))
 }
@@ -66,7 +73,7 @@ pub async fn run(a: RunArgs, paths: &Paths, _style: Style) -> Result<u8, CliErro
     let Some((program, args)) = a.command.split_first() else {
         return Err(CliError::usage("missing program after `--`"));
     };
-    let rt = open_runtime_with(paths, a.containment, !a.no_subreaper)?;
+    let rt = open_runtime_with(paths, a.containment, !a.no_subreaper, a.raw_log)?;
     let mut cmd = Command::new(program.clone())
         .args(args.iter().cloned())
         .tags(a.tags.iter().cloned())

@@ -296,3 +296,64 @@ fn ctrl_c_on_the_terminal_cancels_the_job() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(last_job(&db).state, execra::JobState::Cancelled);
 }
+
+/// `--raw-log plain` keeps an uncompressed log that `execra logs` reads;
+/// `--raw-log off` keeps none, and `execra logs` says so; the default is
+/// gzip.
+#[test]
+fn raw_log_gzip_plain_or_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("h.sqlite");
+    let logs = dir.path().join("logs");
+    for (how, ext) in [
+        (None, Some("log.gz")),
+        (Some("plain"), Some("log")),
+        (Some("off"), None),
+    ] {
+        let mut args = vec![];
+        if let Some(h) = how {
+            args.extend(["--raw-log", h]);
+        }
+        args.extend(["--no-stdin", "--", "sh", "-c", "echo one; echo two >&2"]);
+        let out = run_args(&db, &args).output().expect("execra run");
+        assert_eq!(out.status.code(), Some(0), "{how:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
+        let id = last_job(&db).id.to_string();
+        let files: Vec<String> = ["log", "log.gz"]
+            .iter()
+            .filter(|e| logs.join(format!("{id}.{e}")).exists())
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            files,
+            ext.map(String::from).into_iter().collect::<Vec<_>>(),
+            "{how:?}"
+        );
+        let shown = execra()
+            .arg("--db")
+            .arg(&db)
+            .args(["logs", &id])
+            .output()
+            .expect("execra logs");
+        assert!(shown.status.success(), "{how:?}: {shown:?}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&shown.stdout),
+            String::from_utf8_lossy(&shown.stderr),
+        );
+        if ext.is_some() {
+            assert_eq!(
+                (stdout.as_ref(), stderr.as_ref()),
+                ("one\n", "two\n"),
+                "{how:?}"
+            );
+        } else {
+            assert_eq!(stdout, "");
+            assert!(stderr.contains("has no raw log"), "{stderr}");
+        }
+    }
+    let bad = run_args(&db, &["--raw-log", "zip", "--", "true"])
+        .output()
+        .expect("execra run");
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected gzip, plain or off"));
+}
