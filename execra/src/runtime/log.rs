@@ -223,6 +223,17 @@ impl Pending {
     }
 }
 
+/// Lines taken from a run ([`Local::take_run`]): `k` lines from range
+/// `from` on, in chunk `chunk`.
+struct RunTake {
+    job: JobId,
+    stream: Stream,
+    at: SystemTime,
+    chunk: usize,
+    from: usize,
+    k: usize,
+}
+
 /// `chunk[s..e]` (empty if out of bounds, which cannot happen).
 #[inline]
 fn slice(chunk: Option<&Arc<str>>, s: u32, e: u32) -> &str {
@@ -279,6 +290,8 @@ impl Local {
     /// [`pop`](Self::pop) for a run of lines: its next line.
     #[inline(never)]
     fn pop_line(&mut self) -> Option<Event> {
+        // (Not through `take_run`: this is the one-event-at-a-time path,
+        // kept as short as can be.)
         let Some(Pending::Run {
             job,
             stream,
@@ -295,7 +308,8 @@ impl Local {
         let line = slice(self.chunks.get(*chunk as usize), s, e).to_owned();
         *next += 1;
         if *next >= *end {
-            self.pop_front();
+            self.items.pop_front();
+            self.clear_if_empty();
         }
         // Built last, straight into the caller's slot.
         Some(Event::OutputAppended {
@@ -307,9 +321,52 @@ impl Local {
         })
     }
 
-    /// Drop the front entry; forget the chunks once nothing refers to them.
-    fn pop_front(&mut self) {
-        self.items.pop_front();
+    /// Take up to `max` lines (at least one) of the front entry if it is a
+    /// run of lines: which ones, to be read with [`texts`](Self::texts).
+    /// The run is dropped once all of its lines are taken; the chunks and
+    /// ranges stay until the caller clears them.
+    #[inline]
+    fn take_run(&mut self, max: usize) -> Option<RunTake> {
+        let Some(Pending::Run {
+            job,
+            stream,
+            at,
+            chunk,
+            next,
+            end,
+        }) = self.items.front_mut()
+        else {
+            return None;
+        };
+        let k = ((*end - *next) as usize).min(max.max(1));
+        let run = RunTake {
+            job: *job,
+            stream: *stream,
+            at: *at,
+            chunk: *chunk as usize,
+            from: *next as usize,
+            k,
+        };
+        *next += k as u32;
+        if *next >= *end {
+            self.items.pop_front();
+        }
+        Some(run)
+    }
+
+    /// The texts of the lines a [`take_run`](Self::take_run) took.
+    #[inline]
+    fn texts<'a>(&'a self, run: &RunTake) -> impl Iterator<Item = &'a str> + 'a {
+        let text = self.chunks.get(run.chunk);
+        self.ranges
+            .get(run.from..run.from + run.k)
+            .unwrap_or_default()
+            .iter()
+            .map(move |&(s, e)| slice(text, s, e))
+    }
+
+    /// Forget the chunks once no entry refers to them.
+    fn clear_if_empty(&mut self) {
         if self.items.is_empty() {
             self.chunks.clear();
             self.ranges.clear();
@@ -330,10 +387,7 @@ impl Local {
             Pending::Event(e) => *e,
             Pending::Run { .. } => return None,
         };
-        if self.items.is_empty() {
-            self.chunks.clear();
-            self.ranges.clear();
-        }
+        self.clear_if_empty();
         Some(ev)
     }
 
@@ -342,49 +396,27 @@ impl Local {
     pub(crate) fn drain_into(&mut self, out: &mut Vec<Event>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
-            match self.items.front_mut() {
-                None => break,
-                Some(Pending::Run {
-                    job,
-                    stream,
-                    at,
-                    chunk,
-                    next,
-                    end,
-                }) => {
-                    // A run of lines: each event is built in its place.
-                    let text = self.chunks.get(*chunk as usize);
-                    let k = ((*end - *next) as usize).min(max - n);
-                    let from = *next as usize;
-                    out.reserve(k);
-                    for &(s, e) in self.ranges.get(from..from + k).unwrap_or_default() {
-                        out.push(Event::OutputAppended {
-                            job: *job,
-                            stream: *stream,
-                            line: slice(text, s, e).to_owned(),
-                            redraw: false,
-                            at: *at,
-                        });
-                    }
-                    *next += k as u32;
-                    n += k;
-                    if *next >= *end {
-                        self.items.pop_front();
-                    }
+            if let Some(run) = self.take_run(max - n) {
+                // A run of lines: each event is built in its place.
+                out.reserve(run.k);
+                for line in self.texts(&run) {
+                    out.push(Event::OutputAppended {
+                        job: run.job,
+                        stream: run.stream,
+                        line: line.to_owned(),
+                        redraw: false,
+                        at: run.at,
+                    });
                 }
-                Some(_) => match self.pop() {
-                    Some(ev) => {
-                        out.push(ev);
-                        n += 1;
-                    }
-                    None => break,
-                },
+                n += run.k;
+            } else if let Some(ev) = self.pop() {
+                out.push(ev);
+                n += 1;
+            } else {
+                break;
             }
         }
-        if self.items.is_empty() {
-            self.chunks.clear();
-            self.ranges.clear();
-        }
+        self.clear_if_empty();
         n
     }
 
@@ -394,57 +426,34 @@ impl Local {
     pub(crate) fn visit<F: FnMut(EventRef<'_>)>(&mut self, max: usize, f: &mut F) -> usize {
         let mut n = 0;
         while n < max {
-            let Some(front) = self.items.front_mut() else {
-                break;
-            };
-            match front {
-                Pending::Run {
-                    job,
-                    stream,
-                    at,
-                    chunk,
-                    next,
-                    end,
-                } => {
-                    let text = self.chunks.get(*chunk as usize);
-                    let k = ((*end - *next) as usize).min(max - n);
-                    let from = *next as usize;
-                    for &(s, e) in self.ranges.get(from..from + k).unwrap_or_default() {
-                        f(EventRef::Output(OutputRef {
-                            job: *job,
-                            stream: *stream,
-                            line: slice(text, s, e),
-                            redraw: false,
-                            at: *at,
-                        }));
-                    }
-                    *next += k as u32;
-                    n += k;
-                    if *next < *end {
-                        continue;
-                    }
-                }
-                Pending::Out(job, o) => {
+            if let Some(run) = self.take_run(max - n) {
+                for line in self.texts(&run) {
                     f(EventRef::Output(OutputRef {
-                        job: *job,
-                        stream: o.stream,
-                        line: o.line.as_str(),
-                        redraw: o.redraw,
-                        at: o.at,
+                        job: run.job,
+                        stream: run.stream,
+                        line,
+                        redraw: false,
+                        at: run.at,
                     }));
-                    n += 1;
                 }
-                Pending::Event(e) => {
-                    f(EventRef::of(e));
-                    n += 1;
-                }
+                n += run.k;
+                continue;
             }
-            self.items.pop_front();
+            match self.items.pop_front() {
+                None => break,
+                Some(Pending::Out(job, o)) => f(EventRef::Output(OutputRef {
+                    job,
+                    stream: o.stream,
+                    line: o.line.as_str(),
+                    redraw: o.redraw,
+                    at: o.at,
+                })),
+                Some(Pending::Event(e)) => f(EventRef::of(&e)),
+                Some(Pending::Run { .. }) => {}
+            }
+            n += 1;
         }
-        if self.items.is_empty() {
-            self.chunks.clear();
-            self.ranges.clear();
-        }
+        self.clear_if_empty();
         n
     }
 
