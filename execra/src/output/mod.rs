@@ -25,6 +25,8 @@
 
 pub(crate) mod ansi;
 mod decode;
+#[cfg(feature = "gzip")]
+mod gzip;
 mod rawlog;
 mod ring;
 mod splitter;

@@ -121,10 +121,11 @@ impl FileRawLogs {
             .append(true)
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let sink = sink(file, self.gzip);
         if let Ok(mut open) = self.open.lock() {
             open.insert(id);
         }
-        Ok(RawLog::new(id, file, self.gzip, Arc::clone(&self.open)))
+        Ok(RawLog::new(id, sink, Arc::clone(&self.open)))
     }
 
     /// Read a job's log back, gzipped or plain (`Ok(None)` if there is
@@ -208,29 +209,30 @@ fn gz_path(dir: &Path, id: JobId) -> PathBuf {
 enum Sink {
     Plain(File),
     #[cfg(feature = "gzip")]
-    Gzip(flate2::write::GzEncoder<File>),
+    Gzip(super::gzip::GzWriter<File>),
 }
 
-#[cfg(feature = "gzip")]
-fn gzip_sink(file: File) -> Sink {
-    // Level 1: speed matters more than the last percent of size.
-    Sink::Gzip(flate2::write::GzEncoder::new(
-        file,
-        flate2::Compression::fast(),
-    ))
-}
-
-#[cfg(not(feature = "gzip"))]
-fn gzip_sink(file: File) -> Sink {
+/// Where a new log's bytes go: `file`, through gzip if `gzip` (and the
+/// feature is on).
+fn sink(file: File, gzip: bool) -> Sink {
+    #[cfg(feature = "gzip")]
+    if gzip {
+        return Sink::Gzip(super::gzip::GzWriter::new(file));
+    }
+    let _ = gzip;
     Sink::Plain(file)
 }
 
 impl Sink {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Write a chunk; `behind`: the writer is more than [`STORE_ABOVE`]
+    /// behind the job, so a gzip log stores it rather than compress it.
+    fn write_all(&mut self, bytes: &[u8], behind: bool) -> io::Result<()> {
         match self {
             Sink::Plain(f) => f.write_all(bytes),
             #[cfg(feature = "gzip")]
-            Sink::Gzip(w) => w.write_all(bytes),
+            Sink::Gzip(w) if behind => w.write_stored(bytes),
+            #[cfg(feature = "gzip")]
+            Sink::Gzip(w) => w.write_compressed(bytes),
         }
     }
 
@@ -249,7 +251,7 @@ impl Sink {
         match self {
             Sink::Plain(mut f) => f.flush(),
             #[cfg(feature = "gzip")]
-            Sink::Gzip(w) => w.finish()?.flush(),
+            Sink::Gzip(w) => w.finish().map(drop),
         }
     }
 }
@@ -263,6 +265,13 @@ const MAX_SPARE: usize = 8;
 /// waits for it: memory stays bounded when the disk or the compressor is
 /// slower than the job, and a job's log is never more than this behind.
 const MAX_QUEUED: usize = 8 * 1024 * 1024;
+/// Bytes queued for the writer (the chunk it takes included) above which
+/// a gzip log stores the chunk instead of compressing it: the compressor
+/// (about 1 GB/s on one core) has fallen behind the job's output (on a
+/// busy machine, or for a job printing hundreds of MB/s), and compressing
+/// would make the job wait at [`MAX_QUEUED`]. A log never slows its job
+/// for the sake of its size; it is compressed again once it has caught up.
+const STORE_ABOVE: usize = 1024 * 1024;
 /// Bytes written without a flush, after which the writer makes them
 /// readable even though more are queued (for `execra logs --follow`).
 const FLUSH_EVERY: usize = 1024 * 1024;
@@ -372,8 +381,11 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
     let mut st = shared.lock();
     loop {
         if let Some(chunk) = st.queue.pop_front() {
+            // Far behind the job: store rather than compress, so the log
+            // catches up instead of holding the job back.
+            let behind = st.queued > STORE_ABOVE;
             drop(st);
-            let mut r = sink.write_all(&chunk);
+            let mut r = sink.write_all(&chunk, behind);
             written += 1;
             unflushed += chunk.len();
             st = shared.lock();
@@ -487,13 +499,8 @@ pub(crate) struct RawLog {
 }
 
 impl RawLog {
-    /// The log of job `id` written to `file` (compressed if `gzip`).
-    fn new(id: JobId, file: File, gzip: bool, open: OpenSet) -> Self {
-        let sink = if gzip {
-            gzip_sink(file)
-        } else {
-            Sink::Plain(file)
-        };
+    /// The log of job `id` written to `sink`.
+    fn new(id: JobId, sink: Sink, open: OpenSet) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -607,7 +614,8 @@ impl RawLog {
         let res = match &mut self.out {
             None => return Ok(()),
             Some(Out::Inline(sink)) => {
-                let mut r = sink.write_all(&self.buf);
+                // Inline, the job waits for the log anyway: compress.
+                let mut r = sink.write_all(&self.buf, false);
                 self.buf.clear();
                 if flush && r.is_ok() {
                     r = sink.flush();
@@ -1104,7 +1112,7 @@ mod tests {
             .open("/dev/full")
             .expect("/dev/full (needed by this test) cannot be opened");
         let id = JobId::new();
-        let mut log = RawLog::new(id, full, gzip, OpenSet::default());
+        let mut log = RawLog::new(id, sink(full, gzip), OpenSet::default());
         // Less than a chunk (so `line` hands nothing over yet).
         for i in 0..10_000 {
             log.line(Stream::Stdout, &format!("line {i}"))
