@@ -6,7 +6,10 @@
 //! - [`RawOutputPolicy::Persist`](crate::RawOutputPolicy): to
 //!   `<log_dir>/<job_id>.log`;
 //! - `PersistGzipOnFinalize`: compressed while it is written, straight to
-//!   `<log_dir>/<job_id>.log.gz` (no plain file ever exists); the gzip
+//!   `<log_dir>/<job_id>.log.gz` (no plain file ever exists) — or, for the
+//!   chunks the writer takes while it is more than [`STORE_ABOVE`] behind
+//!   the job, stored uncompressed in the same stream (`super::gzip`), so
+//!   compression never makes the job wait; the gzip
 //!   stream is sync-flushed whenever the job's output pauses, so everything
 //!   logged so far can be decoded while the job runs ([`LogTail`], `execra
 //!   logs --follow`, [`Runtime::output`](crate::Runtime::output)); when the

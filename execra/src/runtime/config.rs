@@ -22,8 +22,13 @@ pub enum RawOutputPolicy {
     /// whenever the output pauses, so the log is readable while the job
     /// runs ([`Runtime::output`](crate::Runtime::output) in this process
     /// sees every line whose event was published), and it is complete
-    /// before the job's `finalized` event and its handle resolving. (The
-    /// name is the published 1.1 API's.)
+    /// before the job's `finalized` event and its handle resolving.
+    /// Compression never holds the job back: while the log's writer is
+    /// more than 1 MiB behind the job's output (a job printing hundreds of
+    /// MB/s, a busy machine), it stores what it is behind on uncompressed
+    /// (in the same gzip stream, readable by any gzip reader) and goes back
+    /// to compressing once it has caught up — such a burst costs disk, not
+    /// time. (The name is the published 1.1 API's.)
     #[cfg(feature = "gzip")]
     PersistGzipOnFinalize,
     /// Keep the last 1024 lines per job in memory, at most
