@@ -379,3 +379,47 @@ async fn many_jobs_leave_no_descriptor_and_no_zombie_behind() {
         .collect();
     assert!(zombies.is_empty(), "unreaped children: {zombies:?}");
 }
+
+/// The state of `pid` as our child: `Some('Z')` while it is an unreaped
+/// zombie of this process, `None` once it is gone (or not ours).
+fn child_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit(')').next()?;
+    let mut f = after.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    (f.next() == Some(std::process::id().to_string().as_str())).then_some(state)
+}
+
+/// A job whose tokio runtime shuts down while it runs is killed (the
+/// driver's guard) and its main process, dropped unreaped, is still reaped:
+/// no zombie stays behind.
+#[test]
+fn a_job_dropped_with_its_tokio_runtime_is_killed_and_reaped() {
+    let _serial = SERIAL.blocking_lock();
+    let (capture, _guard) = Capture::install();
+    let rt = runtime(Containment::Auto);
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let (id, pid) = tokio_rt.block_on(async {
+        let h = rt.spawn(Command::new("sleep").arg("30")).expect("spawn");
+        let mut s = h.subscribe();
+        while let Some(ev) = s.next().await {
+            if let Event::JobStarted { pid, .. } = ev {
+                return (h.id(), pid);
+            }
+        }
+        panic!("the job never started");
+    });
+    assert_eq!(child_state(pid).map(|s| s != 'Z'), Some(true), "running");
+    drop(tokio_rt);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while child_state(pid).is_some() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(child_state(pid), None, "pid {pid} killed and reaped");
+    if cgroup_expected() {
+        assert!(took_clone3(&capture, id), "{}", capture.text());
+    }
+}
