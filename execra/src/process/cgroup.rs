@@ -15,10 +15,15 @@
 //!   of `execra-host-<pid>`, which kills every job tree of that host, then
 //!   removes the cgroups. Crash recovery is the second line. (The launcher
 //!   is shared with the process-group path's watchdog, `hostwatch.rs`.)
-//! - Entry: the child writes `0` (itself) to the cgroup's `cgroup.procs`
-//!   from `pre_exec`, after fork and before exec, so it is inside before it
-//!   runs a single instruction of its program, and so is everything it
-//!   starts.
+//! - Entry: the child is inside before it runs a single instruction of its
+//!   program, and so is everything it starts. Without a terminal it is
+//!   created there: `clone3(CLONE_INTO_CGROUP)` with the cgroup's directory
+//!   fd (kernel ≥ 5.7, `clone3.rs`), which only takes the cgroup lock for
+//!   reading. Otherwise (a PTY job, or `clone3` refused: older kernel,
+//!   seccomp) it writes `0` (itself) to the cgroup's `cgroup.procs` from
+//!   `pre_exec`, after fork and before exec; that migration takes the lock
+//!   for writing and waits for an RCU grace period (milliseconds). If that
+//!   write fails too, the job runs on the process-group path.
 //! - Polite stop (`terminate`): the cgroup is frozen, every pid in
 //!   `cgroup.procs` gets `SIGTERM`, and it is thawed — frozen processes
 //!   cannot exit, so no pid read from the list can be reused before it is
@@ -167,6 +172,11 @@ impl JobCgroup {
                 None
             }
         }
+    }
+
+    /// The cgroup's directory (for `clone3`'s `CLONE_INTO_CGROUP`).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The `cgroup.procs` path as a C string, for the child's `pre_exec`.

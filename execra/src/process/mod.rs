@@ -29,6 +29,10 @@
 //! - A pause made by another process (`execra pause ID`) is seen by
 //!   [`external_pause`], which the driver polls.
 //!
+//! - `clone3.rs` (Linux): a job with a cgroup and no terminal is started
+//!   straight inside it with `clone3(CLONE_INTO_CGROUP)`; [`Child`] is
+//!   either that child or tokio's.
+//!
 //! `identity.rs` is process identity (pid + start time + boot id), used to
 //! tell a process from a later one that reuses its pid.
 
@@ -42,6 +46,8 @@ use crate::job::JobId;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod cgroup;
+#[cfg(target_os = "linux")]
+mod clone3;
 #[cfg(unix)]
 pub(crate) mod hostwatch;
 pub(crate) mod identity;
@@ -448,12 +454,84 @@ impl RecordedTree {
     }
 }
 
+/// The job's main process: started by tokio, or (Linux, cgroup path, no
+/// terminal) by `clone3` straight into its cgroup (`clone3.rs`).
+#[derive(Debug)]
+pub(crate) enum Child {
+    /// Started by `tokio::process::Command`.
+    Tokio(tokio::process::Child),
+    /// Started by `clone3(CLONE_INTO_CGROUP)`.
+    #[cfg(target_os = "linux")]
+    Raw(clone3::RawChild),
+}
+
+/// Our end of a child's stdin pipe.
+pub(crate) type ChildStdin = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// Our end of a child's stdout or stderr pipe.
+pub(crate) type ChildOutput = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+impl From<tokio::process::Child> for Child {
+    fn from(child: tokio::process::Child) -> Self {
+        Child::Tokio(child)
+    }
+}
+
+impl Child {
+    /// The process id, while it is not reaped.
+    #[cfg(unix)]
+    pub(crate) fn id(&self) -> Option<u32> {
+        match self {
+            Child::Tokio(c) => c.id(),
+            #[cfg(target_os = "linux")]
+            Child::Raw(c) => Some(c.id()),
+        }
+    }
+
+    /// Wait for the process to exit and reap it (its stdin is closed
+    /// first). Cancel safe.
+    pub(crate) async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        match self {
+            Child::Tokio(c) => c.wait().await,
+            #[cfg(target_os = "linux")]
+            Child::Raw(c) => c.wait().await,
+        }
+    }
+
+    /// Our end of its stdin pipe, if it has one and it was not taken.
+    pub(crate) fn take_stdin(&mut self) -> Option<ChildStdin> {
+        match self {
+            Child::Tokio(c) => c.stdin.take().map(|s| Box::new(s) as ChildStdin),
+            #[cfg(target_os = "linux")]
+            Child::Raw(c) => c.stdin.take().map(|s| Box::new(s) as ChildStdin),
+        }
+    }
+
+    /// Our end of its stdout pipe, if it has one and it was not taken.
+    pub(crate) fn take_stdout(&mut self) -> Option<ChildOutput> {
+        match self {
+            Child::Tokio(c) => c.stdout.take().map(|s| Box::new(s) as ChildOutput),
+            #[cfg(target_os = "linux")]
+            Child::Raw(c) => c.stdout.take().map(|s| Box::new(s) as ChildOutput),
+        }
+    }
+
+    /// Our end of its stderr pipe, if it has one and it was not taken.
+    pub(crate) fn take_stderr(&mut self) -> Option<ChildOutput> {
+        match self {
+            Child::Tokio(c) => c.stderr.take().map(|s| Box::new(s) as ChildOutput),
+            #[cfg(target_os = "linux")]
+            Child::Raw(c) => c.stderr.take().map(|s| Box::new(s) as ChildOutput),
+        }
+    }
+}
+
 /// A started child with its pipes and its tree.
 pub(crate) struct Spawned {
     /// Resource usage of the main process, ready once it exited (before
     /// it is reaped).
     pub leader_usage: LeaderWatch,
-    pub child: tokio::process::Child,
+    pub child: Child,
     pub tree: ProcessTree,
     pub pid: u32,
     /// The terminal's master side, for a [`Command::pty`](crate::Command::pty) job.

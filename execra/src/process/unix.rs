@@ -1,5 +1,7 @@
 //! Unix: the child leads a new process group, and on Linux it is also put
-//! into its own cgroup when one can be created (see `cgroup.rs`).
+//! into its own cgroup when one can be created (see `cgroup.rs`): created
+//! inside it by `clone3` (`clone3.rs`) when it has no terminal, else (or
+//! where `clone3` is refused) moving itself there from `pre_exec`.
 //!
 //! Without a cgroup, signals go to the process group (through
 //! [`identity::signal_group`], which never signals a reused group id) and,
@@ -25,7 +27,7 @@ use super::cgroup::JobCgroup;
 use super::hostwatch::HostWatch;
 use super::identity::{self, ProcId};
 use super::pty::PtyMaster;
-use super::{build, describe_spawn_error, Containment, ResourceUsage, Spawned};
+use super::{build, describe_spawn_error, Child, Containment, ResourceUsage, Spawned};
 
 /// A job's process tree: its process group, and its cgroup where there is
 /// one.
@@ -77,6 +79,25 @@ impl ProcessTree {
             if let Some(cg) = cgroup {
                 // The watchdog starts before the job (with the cgroup's
                 // parent): it is never taken for one of the job's orphans.
+                //
+                // Without a terminal, the child is created inside the
+                // cgroup (`clone3.rs`); else, or where that is refused, it
+                // moves itself there from `pre_exec`.
+                if launch.pty.is_none() {
+                    match super::clone3::spawn(launch, job, cg.dir()) {
+                        Ok(child) => {
+                            tracing::debug!(entry = "clone3", "started inside the job's cgroup");
+                            return Self::attach(Child::Raw(child), None, job, Some(cg), orphans);
+                        }
+                        Err(super::clone3::SpawnError::Failed(e)) => {
+                            tracing::debug!(entry = "clone3", error = %e, "could not start");
+                            return Err(e);
+                        }
+                        Err(super::clone3::SpawnError::Unavailable(e)) => {
+                            tracing::debug!(error = %e, "clone3 into the cgroup refused; entering it from pre_exec");
+                        }
+                    }
+                }
                 let (mut cmd, pty) = build(launch, job)?;
                 new_group(&mut cmd, &pty);
                 enter_in_pre_exec(&mut cmd, &cg)?;
@@ -86,7 +107,8 @@ impl ProcessTree {
                         // side: drop ours, so the master reads end-of-file
                         // once the child's are closed.
                         drop(cmd);
-                        return Self::attach(child, pty, job, Some(cg), orphans);
+                        tracing::debug!(entry = "pre_exec", "started inside the job's cgroup");
+                        return Self::attach(child.into(), pty, job, Some(cg), orphans);
                     }
                     Err(_) => {
                         // Entering the cgroup may be what failed (no
@@ -96,7 +118,7 @@ impl ProcessTree {
                         drop((cg, cmd, pty));
                         let (child, pty) = spawn_in_group(launch, job)?;
                         super::cgroup::mark_unusable();
-                        return Self::attach(child, pty, job, None, orphans);
+                        return Self::attach(child.into(), pty, job, None, orphans);
                     }
                 }
             }
@@ -105,7 +127,7 @@ impl ProcessTree {
         let _ = containment;
         let (child, pty) = spawn_in_group(launch, job)?;
         Self::attach(
-            child,
+            child.into(),
             pty,
             job,
             #[cfg(target_os = "linux")]
@@ -116,7 +138,7 @@ impl ProcessTree {
     }
 
     fn attach(
-        child: tokio::process::Child,
+        child: Child,
         pty: Option<PtyMaster>,
         job: JobId,
         #[cfg(target_os = "linux")] cgroup: Option<JobCgroup>,

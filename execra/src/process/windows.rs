@@ -81,7 +81,7 @@ impl ProcessTree {
         match tree {
             Ok(tree) => Ok(Spawned {
                 leader_usage: super::watch_leader(pid),
-                child,
+                child: child.into(),
                 tree,
                 pid,
                 pty,

@@ -3,10 +3,10 @@
 //! task so a child that never reads cannot block the driver.
 
 use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
 
 use crate::command::StdinMode;
+use crate::process::ChildStdin;
 
 use super::registry::StdinMsg;
 

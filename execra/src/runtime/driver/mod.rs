@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncRead;
-use tokio::process::ChildStderr;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -217,7 +216,7 @@ impl Driver {
     /// return the verdict.
     async fn supervise(
         &mut self,
-        mut child: tokio::process::Child,
+        mut child: process::Child,
         pid: u32,
         tree: &ProcessTree,
         (stdin_rx, leader): (
@@ -307,10 +306,10 @@ impl Driver {
     /// mode. Otherwise stdin is connected to its pipe.
     fn pipes(
         &mut self,
-        child: &mut tokio::process::Child,
+        child: &mut process::Child,
         stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
         pty: Option<(PtyReader, PtyWriter)>,
-    ) -> (Pipe<Reader>, Pipe<ChildStderr>) {
+    ) -> (Pipe<Reader>, Pipe<Reader>) {
         let stdout: Option<Reader> = match pty {
             Some((reader, writer)) => {
                 let mode = std::mem::take(&mut self.launch.stdin);
@@ -319,12 +318,12 @@ impl Driver {
             }
             None => {
                 self.connect_stdin(child, stdin_rx);
-                child.stdout.take().map(|s| Box::new(s) as Reader)
+                child.take_stdout()
             }
         };
         let max_line = self.inner.config.max_line;
         let out = Pipe::new(Stream::Stdout, stdout, &self.launch, max_line);
-        let err = Pipe::new(Stream::Stderr, child.stderr.take(), &self.launch, max_line);
+        let err = Pipe::new(Stream::Stderr, child.take_stderr(), &self.launch, max_line);
         (out, err)
     }
 
@@ -356,7 +355,7 @@ impl Driver {
         fired: Fired,
         deadlines: &mut Deadlines,
         tree: &ProcessTree,
-        (out, err): (&mut Pipe<Reader>, &mut Pipe<ChildStderr>),
+        (out, err): (&mut Pipe<Reader>, &mut Pipe<Reader>),
         segs: &mut Vec<Segment>,
     ) {
         match fired {
@@ -417,10 +416,10 @@ impl Driver {
     /// Stdin: fed by its own task (see [`stdin`](super::stdin)).
     fn connect_stdin(
         &mut self,
-        child: &mut tokio::process::Child,
+        child: &mut process::Child,
         stdin_rx: Option<mpsc::UnboundedReceiver<StdinMsg>>,
     ) {
-        if let Some(stdin) = child.stdin.take() {
+        if let Some(stdin) = child.take_stdin() {
             let mode = std::mem::take(&mut self.launch.stdin);
             super::stdin::connect(stdin, mode, stdin_rx);
         }
