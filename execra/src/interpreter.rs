@@ -155,11 +155,33 @@ pub trait Interpreter: Send {
     /// last one, must keep the default.
     ///
     /// ```
-    /// use execra::{Interpreter, interpret::ProgressDetector};
-    /// let d = ProgressDetector::new();
-    /// assert!(d.ignores_lines("1\n2\n3"));
-    /// assert!(!d.ignores_lines("1\n50%\n3"));
+    /// use execra::{Context, ExitCode, Interpreter, InterpreterEvent, Line};
+    ///
+    /// /// Warns about lines that mention "error".
+    /// struct Errors;
+    ///
+    /// impl Interpreter for Errors {
+    ///     fn on_line(&mut self, _: &Context, line: &Line) -> Vec<InterpreterEvent> {
+    ///         if !line.text.contains("error") {
+    ///             return vec![];
+    ///         }
+    ///         vec![InterpreterEvent::Warning { code: None, message: line.text.clone() }]
+    ///     }
+    ///     fn on_exit(&mut self, _: &Context, _: &ExitCode) -> Vec<InterpreterEvent> {
+    ///         vec![]
+    ///     }
+    ///     // No line without "error" means anything to `on_line`.
+    ///     fn ignores_lines(&self, text: &str) -> bool {
+    ///         !text.contains("error")
+    ///     }
+    /// }
+    ///
+    /// assert!(Errors.ignores_lines("1\n2\n3"));
+    /// assert!(!Errors.ignores_lines("1\nerror: disk full\n3"));
     /// ```
+    ///
+    /// (`interpret::ProgressDetector` does this for reads without `%`, `/`,
+    /// `of` or an escape.)
     fn ignores_lines(&self, text: &str) -> bool {
         let _ = text;
         false

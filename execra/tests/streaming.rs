@@ -409,10 +409,12 @@ async fn a_subscriber_that_keeps_reading_catches_up_with_a_burst() {
         .await
         .unwrap();
     assert_eq!(lines + skipped, 300_000, "every line delivered or counted");
-    // A reader left to itself misses most of them. (Not all: one descheduled for longer than the driver's patience
-    // on a loaded machine is skipped for a while.)
+    // A reader left to itself misses most of them: without the catch-up
+    // this debug-built reader got 62,000–85,000 of them; with it, 270,000
+    // and more on a quiet machine, 255,000 under load (a reader descheduled
+    // for longer than the driver's patience is skipped for a while).
     assert!(
-        lines >= 270_000,
+        lines >= 200_000,
         "only {lines} of 300000 lines delivered ({skipped} skipped)"
     );
 }

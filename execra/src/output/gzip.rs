@@ -165,7 +165,9 @@ mod tests {
         let mut x = seed;
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let line = format!("[stdout] line {} value {:x}\n", x >> 50, x >> 20);
             out.extend_from_slice(line.as_bytes());
         }
@@ -191,7 +193,9 @@ mod tests {
             let mut want = Vec::new();
             let pieces = (round % 7) + 1;
             for p in 0..pieces {
-                seed = seed.wrapping_mul(2862933555777941757).wrapping_add(3037000493);
+                seed = seed
+                    .wrapping_mul(2862933555777941757)
+                    .wrapping_add(3037000493);
                 let len = match (seed >> 40) % 4 {
                     0 => 0,
                     1 => (seed >> 20) as usize % 100,
