@@ -357,3 +357,37 @@ fn raw_log_gzip_plain_or_off() {
     assert_eq!(bad.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected gzip, plain or off"));
 }
+
+/// A burst faster than the compressor: whatever part of the gzip log was
+/// stored rather than compressed, `execra logs` and `gzip -d` give every
+/// line back.
+#[test]
+fn a_burst_is_logged_whole_whatever_is_compressed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("h.sqlite");
+    let out = run_args(&db, &["--no-stdin", "--", "seq", "1", "300000"])
+        .output()
+        .expect("execra run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let want: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
+    assert!(out.stdout == want.as_bytes(), "stdout is seq's");
+    let id = last_job(&db).id.to_string();
+    let shown = execra()
+        .arg("--db")
+        .arg(&db)
+        .args(["logs", &id])
+        .output()
+        .expect("execra logs");
+    assert!(shown.status.success(), "{shown:?}");
+    assert!(shown.stdout == want.as_bytes(), "the log holds every line");
+    let gz = dir.path().join("logs").join(format!("{id}.log.gz"));
+    let unzipped = Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz)
+        .output()
+        .expect("gzip is installed");
+    assert!(unzipped.status.success(), "gzip -d: {unzipped:?}");
+    let lines = String::from_utf8_lossy(&unzipped.stdout);
+    assert_eq!(lines.lines().count(), 300_000);
+    assert_eq!(lines.lines().last(), Some("[stdout] 300000"));
+}

@@ -268,13 +268,15 @@ const MAX_SPARE: usize = 8;
 /// waits for it: memory stays bounded when the disk or the compressor is
 /// slower than the job, and a job's log is never more than this behind.
 const MAX_QUEUED: usize = 8 * 1024 * 1024;
-/// Bytes queued for the writer (the chunk it takes included) above which
-/// a gzip log stores the chunk instead of compressing it: the compressor
-/// (about 1 GB/s on one core) has fallen behind the job's output (on a
-/// busy machine, or for a job printing hundreds of MB/s), and compressing
-/// would make the job wait at [`MAX_QUEUED`]. A log never slows its job
-/// for the sake of its size; it is compressed again once it has caught up.
-const STORE_ABOVE: usize = 1024 * 1024;
+/// Bytes waiting for the writer after the chunk it takes, above which a
+/// gzip log stores that chunk instead of compressing it: the compressor
+/// (about 1 GB/s on one core) has fallen behind the job's output (a job
+/// printing hundreds of MB/s, a busy machine), and compressing would take
+/// CPU from the job and, at [`MAX_QUEUED`], make it wait. A log never
+/// slows its job for the sake of its size; it is compressed again as soon
+/// as it has caught up. (BENCHMARKS.md, "Streams", has what this costs in
+/// log size and saves in time.)
+const STORE_ABOVE: usize = 256 * 1024;
 /// Bytes written without a flush, after which the writer makes them
 /// readable even though more are queued (for `execra logs --follow`).
 const FLUSH_EVERY: usize = 1024 * 1024;
@@ -384,9 +386,10 @@ fn write_loop(id: JobId, shared: &Shared, mut sink: Sink) {
     let mut st = shared.lock();
     loop {
         if let Some(chunk) = st.queue.pop_front() {
-            // Far behind the job: store rather than compress, so the log
-            // catches up instead of holding the job back.
-            let behind = st.queued > STORE_ABOVE;
+            // Far behind the job (more than `STORE_ABOVE` waiting after
+            // this chunk): store rather than compress, so the log catches
+            // up instead of competing with the job for the CPU.
+            let behind = st.queued.saturating_sub(chunk.len()) > STORE_ABOVE;
             drop(st);
             let mut r = sink.write_all(&chunk, behind);
             written += 1;

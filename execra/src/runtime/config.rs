@@ -24,7 +24,7 @@ pub enum RawOutputPolicy {
     /// sees every line whose event was published), and it is complete
     /// before the job's `finalized` event and its handle resolving.
     /// Compression never holds the job back: while the log's writer is
-    /// more than 1 MiB behind the job's output (a job printing hundreds of
+    /// more than 256 KiB behind the job's output (a job printing hundreds of
     /// MB/s, a busy machine), it stores what it is behind on uncompressed
     /// (in the same gzip stream, readable by any gzip reader) and goes back
     /// to compressing once it has caught up — such a burst costs disk, not
