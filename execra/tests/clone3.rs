@@ -19,7 +19,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use execra::{Command, Containment, Event, FailureReason, JobId, Outcome, Runtime, StdinMode};
+use execra::{
+    Command, Containment, Event, FailureReason, JobId, Outcome, Runtime, StdinMode, Stream,
+};
 
 /// These tests create cgroups and count this process's descriptors: one
 /// at a time.
@@ -51,10 +53,22 @@ async fn run(rt: &Runtime, cmd: Command) -> (JobId, Seen, Outcome) {
     let id = h.id();
     let evs = collect(h.subscribe()).await;
     let outcome = h.await;
-    let lines = output_lines(&evs)
-        .into_iter()
-        .map(|l| l.replace(&id.to_string(), "<id>"))
+    // Per stream, stdout's first: the order between two pipes is not
+    // defined (a test compared it once and flaked).
+    let mut lines: Vec<(Stream, String)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::OutputAppended {
+                stream,
+                line,
+                redraw: false,
+                ..
+            } => Some((*stream, line.replace(&id.to_string(), "<id>"))),
+            _ => None,
+        })
         .collect();
+    lines.sort_by_key(|(stream, _)| *stream != Stream::Stdout);
+    let lines = lines.into_iter().map(|(_, l)| l).collect();
     let failure = outcome.failure().cloned();
     (id, Seen { lines, failure }, outcome)
 }
