@@ -231,7 +231,10 @@ impl Sink {
     /// behind the job, so a gzip log stores it rather than compress it.
     fn write_all(&mut self, bytes: &[u8], behind: bool) -> io::Result<()> {
         match self {
-            Sink::Plain(f) => f.write_all(bytes),
+            Sink::Plain(f) => {
+                let _ = behind;
+                f.write_all(bytes)
+            }
             #[cfg(feature = "gzip")]
             Sink::Gzip(w) if behind => w.write_stored(bytes),
             #[cfg(feature = "gzip")]
