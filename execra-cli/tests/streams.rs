@@ -33,6 +33,16 @@ fn wait_within(child: &mut Child, secs: u64, what: &str) -> ExitStatus {
     }
 }
 
+/// `execra logs ID`.
+fn logs(db: &Path, id: &str) -> Output {
+    execra()
+        .arg("--db")
+        .arg(db)
+        .args(["logs", id])
+        .output()
+        .expect("execra logs")
+}
+
 fn last_job(db: &Path) -> execra::Job {
     let out = execra()
         .arg("--db")
@@ -304,7 +314,7 @@ fn ctrl_c_on_the_terminal_cancels_the_job() {
 fn raw_log_gzip_plain_or_off() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("h.sqlite");
-    let logs = dir.path().join("logs");
+    let log_dir = dir.path().join("logs");
     for (how, ext) in [
         (None, Some("log.gz")),
         (Some("plain"), Some("log")),
@@ -321,7 +331,7 @@ fn raw_log_gzip_plain_or_off() {
         let id = last_job(&db).id.to_string();
         let files: Vec<String> = ["log", "log.gz"]
             .iter()
-            .filter(|e| logs.join(format!("{id}.{e}")).exists())
+            .filter(|e| log_dir.join(format!("{id}.{e}")).exists())
             .map(|e| e.to_string())
             .collect();
         assert_eq!(
@@ -329,12 +339,7 @@ fn raw_log_gzip_plain_or_off() {
             ext.map(String::from).into_iter().collect::<Vec<_>>(),
             "{how:?}"
         );
-        let shown = execra()
-            .arg("--db")
-            .arg(&db)
-            .args(["logs", &id])
-            .output()
-            .expect("execra logs");
+        let shown = logs(&db, &id);
         assert!(shown.status.success(), "{how:?}: {shown:?}");
         let (stdout, stderr) = (
             String::from_utf8_lossy(&shown.stdout),
@@ -372,12 +377,7 @@ fn a_burst_is_logged_whole_whatever_is_compressed() {
     let want: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
     assert!(out.stdout == want.as_bytes(), "stdout is seq's");
     let id = last_job(&db).id.to_string();
-    let shown = execra()
-        .arg("--db")
-        .arg(&db)
-        .args(["logs", &id])
-        .output()
-        .expect("execra logs");
+    let shown = logs(&db, &id);
     assert!(shown.status.success(), "{shown:?}");
     assert!(shown.stdout == want.as_bytes(), "the log holds every line");
     let gz = dir.path().join("logs").join(format!("{id}.log.gz"));

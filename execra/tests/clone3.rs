@@ -32,14 +32,6 @@ fn cgroup_expected() -> bool {
     std::env::var_os("EXECRA_TEST_NO_CGROUP").is_none()
 }
 
-fn runtime(c: Containment) -> Runtime {
-    Runtime::builder()
-        .containment(c)
-        .default_grace_period(Duration::from_millis(500))
-        .build()
-        .expect("runtime")
-}
-
 /// What a user sees of one run: output lines (the job id replaced by
 /// `<id>`) and the failure, if any.
 #[derive(Debug, PartialEq)]
@@ -91,7 +83,7 @@ fn cgroup_name(id: JobId) -> String {
 async fn program_starts_inside_its_cgroup_through_clone3() {
     let _serial = SERIAL.lock().await;
     let (capture, _guard) = Capture::install();
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     // The shell's own cgroup, and that of the first program it starts.
     let (id, seen, outcome) = run(
         &rt,
@@ -285,8 +277,8 @@ async fn users_see_the_same_as_on_the_process_group_path() {
     let _serial = SERIAL.lock().await;
     let (capture, _guard) = Capture::install();
     let files = Files::new();
-    let auto = runtime(Containment::Auto);
-    let group = runtime(Containment::ProcessGroup);
+    let auto = contained_runtime(Containment::Auto);
+    let group = contained_runtime(Containment::ProcessGroup);
     let mut bad = Vec::new();
     // `Command` is not `Clone`: the cases are built twice.
     for ((name, cmd, expect), (_, same, _)) in cases(&files).into_iter().zip(cases(&files)) {
@@ -312,7 +304,7 @@ async fn users_see_the_same_as_on_the_process_group_path() {
 async fn interactive_stdin_reaches_the_program() {
     let _serial = SERIAL.lock().await;
     let (capture, _guard) = Capture::install();
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     let h = rt
         .spawn(Command::new("cat").stdin(StdinMode::Interactive))
         .expect("spawn");
@@ -345,7 +337,7 @@ fn open_fds() -> usize {
 #[tokio::test]
 async fn many_jobs_leave_no_descriptor_and_no_zombie_behind() {
     let _serial = SERIAL.lock().await;
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     // Warm up: the runtime's own descriptors (signal pipe, watchdogs —
     // a spawn failure may start the process-group one).
     for _ in 0..2 {
@@ -411,7 +403,7 @@ fn child_state(pid: u32) -> Option<char> {
 fn a_job_dropped_with_its_tokio_runtime_is_killed_and_reaped() {
     let _serial = SERIAL.blocking_lock();
     let (capture, _guard) = Capture::install();
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -99,3 +99,13 @@ impl Capture {
         (capture, tracing::subscriber::set_default(subscriber))
     }
 }
+
+/// A runtime with containment `c` and a short grace period (the
+/// containment tests' runtime).
+pub fn contained_runtime(c: execra::Containment) -> execra::Runtime {
+    execra::Runtime::builder()
+        .containment(c)
+        .default_grace_period(Duration::from_millis(500))
+        .build()
+        .expect("runtime")
+}

@@ -192,14 +192,6 @@ fn script(escape: Escape, end: End, marker: &str, note: &Path) -> Command {
     }
 }
 
-fn runtime(c: Containment) -> Runtime {
-    Runtime::builder()
-        .containment(c)
-        .default_grace_period(Duration::from_millis(500))
-        .build()
-        .expect("runtime")
-}
-
 /// Run one escape to its end; return (path used, survivors after 5 s).
 async fn run_escape(
     rt: &Runtime,
@@ -252,7 +244,7 @@ async fn run_escape(
 
 /// The cgroup path: every escape is gone after `end`.
 async fn cgroup_path(end: End) {
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     let runs = futures_join(&rt, end).await;
     for (escape, (in_cgroup, res, m)) in runs {
         if cgroup_expected() {
@@ -307,7 +299,7 @@ async fn cgroup_path_normal_exit_kills_every_leftover() {
 /// already exited and that left the group (double fork; a `setsid`/`set -m`
 /// escapee once the main process has exited). Every escape here is gone.
 async fn fallback_path(end: End) {
-    let rt = runtime(Containment::ProcessGroup);
+    let rt = contained_runtime(Containment::ProcessGroup);
     for (escape, (in_cgroup, res, m)) in futures_join(&rt, end).await {
         eprintln!("path: process group — {escape:?} after {end:?}: {res:?}");
         assert!(!in_cgroup, "{escape:?}: ProcessGroup must not use a cgroup");
@@ -346,7 +338,7 @@ fn counted(evs: &[Event]) -> usize {
 
 /// Pause stops a counting job's output; resume lets it continue.
 async fn pause_and_resume(c: Containment) {
-    let rt = runtime(c);
+    let rt = contained_runtime(c);
     let h = rt
         .spawn(Command::sh(
             "i=0; while :; do echo n=$i; i=$((i+1)); sleep 0.02; done",
@@ -404,7 +396,7 @@ async fn pause_stops_the_group_on_the_fallback_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_does_not_count_paused_time() {
     let _serial = SERIAL.lock().await;
-    let rt = runtime(Containment::Auto);
+    let rt = contained_runtime(Containment::Auto);
     let h = rt
         .spawn(Command::sh("echo start; sleep 0.6; echo done").timeout(Duration::from_secs(1)))
         .expect("spawn");
@@ -487,7 +479,7 @@ async fn usage_on_the_fallback_path() {
 async fn kept_leftovers_survive_a_normal_exit() {
     let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
-        let rt = runtime(c);
+        let rt = contained_runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
         let h = rt
@@ -515,7 +507,7 @@ async fn kept_leftovers_survive_a_normal_exit() {
 async fn dropping_the_last_runtime_kills_every_tree() {
     let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
-        let rt = runtime(c);
+        let rt = contained_runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
         let h = started(&rt, format!("sleep {m} & echo ready; wait"), &m).await;
@@ -531,7 +523,7 @@ async fn dropping_the_last_runtime_kills_every_tree() {
 async fn shutdown_stops_escaped_trees() {
     let _serial = SERIAL.lock().await;
     for c in [Containment::Auto, Containment::ProcessGroup] {
-        let rt = runtime(c);
+        let rt = contained_runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
         let script = format!("(setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300");
@@ -549,7 +541,7 @@ async fn shutdown_stops_escaped_trees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_child_sees_its_job_id() {
     let _serial = SERIAL.lock().await;
-    let rt = runtime(Containment::ProcessGroup);
+    let rt = contained_runtime(Containment::ProcessGroup);
     for cmd in [
         Command::sh("echo id=$EXECRA_JOB_ID"),
         Command::new("/bin/sh")
@@ -576,7 +568,7 @@ async fn the_child_sees_its_job_id() {
 async fn fallback_path_misses_a_scrubbed_double_fork() {
     let _serial = SERIAL.lock().await;
     for c in [Containment::ProcessGroup, Containment::Auto] {
-        let rt = runtime(c);
+        let rt = contained_runtime(c);
         let m = marker();
         let _reaper = Reaper(m.clone());
         let script = format!("(env -i setsid sleep {m} >/dev/null 2>&1 &); echo ready; sleep 300");
