@@ -184,7 +184,7 @@ mod tests {
     }
 
     /// Every mix of compressed, stored and flushed pieces decodes to the
-    /// bytes written, with flate2 and with the system's `gzip`.
+    /// bytes written, with flate2 and (on Unix) with the system's `gzip`.
     #[test]
     fn any_mix_of_compressed_and_stored_pieces_round_trips() {
         let mut seed = 1u64;
@@ -225,7 +225,8 @@ mod tests {
             }
             let bytes = w.finish().expect("finish");
             assert_eq!(gunzip(&bytes), want, "round {round}");
-            if round % 10 == 0 {
+            // And the system's gzip (Unix: under wine there is none).
+            if cfg!(unix) && round % 10 == 0 {
                 let mut child = std::process::Command::new("gzip")
                     .args(["-d", "-c"])
                     .stdin(std::process::Stdio::piped())
