@@ -109,3 +109,18 @@ pub fn contained_runtime(c: execra::Containment) -> execra::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Every process's pid and command line (`/proc/<pid>/cmdline`, arguments
+/// separated by NUL); empty where there is no `/proc`.
+pub fn proc_cmdlines() -> Vec<(i32, Vec<u8>)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some((pid, cmd))
+        })
+        .collect()
+}

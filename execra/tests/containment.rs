@@ -688,25 +688,15 @@ async fn play_host() -> bool {
 /// names the host's state directory, `execra-watch-<host pid>-…`).
 fn watchdogs_of(host: u32) -> Vec<i32> {
     let tag = format!("execra-watch-{host}-");
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let has = cmd
-            .split(|b| *b == 0)
-            .any(|a| String::from_utf8_lossy(a).contains(&tag));
-        if has && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
+    proc_cmdlines()
+        .into_iter()
+        .filter(|(pid, cmd)| {
+            cmd.split(|b| *b == 0)
+                .any(|a| String::from_utf8_lossy(a).contains(&tag))
+                && alive(*pid)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// The host is killed with `SIGKILL` mid-job on the process-group path: its

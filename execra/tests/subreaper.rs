@@ -30,16 +30,7 @@ fn marker() -> String {
 /// Live `sleep <marker>` processes (exec done), with their parent pid.
 fn sleepers(marker: &str) -> Vec<(i32, i32)> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
+    for (pid, cmd) in proc_cmdlines() {
         let mut args = cmd.split(|b| *b == 0);
         let is_sleep = args.next().is_some_and(|a| a.ends_with(b"sleep"));
         if !is_sleep || !args.any(|a| a == marker.as_bytes()) || !alive(pid) {
